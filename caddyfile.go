@@ -1,0 +1,480 @@
+package llmgate
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+
+	"github.com/llmgate/caddy-llmgate/dialects"
+	"github.com/llmgate/caddy-llmgate/routing"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("llm", parseGlobalOption)
+	httpcaddyfile.RegisterHandlerDirective("llm_route", parseRoute)
+	httpcaddyfile.RegisterHandlerDirective("llm_translate", parseTranslate)
+	// Each lands directly before reverse_proxy, so this order gives
+	// ... llm_route, llm_translate, reverse_proxy.
+	httpcaddyfile.RegisterDirectiveOrder("llm_route", httpcaddyfile.Before, "reverse_proxy")
+	httpcaddyfile.RegisterDirectiveOrder("llm_translate", httpcaddyfile.Before, "reverse_proxy")
+}
+
+// parseGlobalOption sets up the llm app from the `llm` global option:
+//
+//	llm {
+//		storage  <dir>
+//		max_body <size>
+//		sync_writes
+//
+//		provider <name> {
+//			dialect  openai|anthropic|ollama
+//			url      <base-url> [<base-url>...]
+//			api_key  <key>
+//			header   <field> <value>
+//			dial_timeout            <duration>
+//			response_header_timeout <duration>
+//			health_uri      <path>
+//			health_interval <duration>
+//			fail_duration   <duration>
+//			lb_policy       <policy>
+//			tls_server_name <name>
+//		}
+//
+//		model <id> [<provider> [<upstream-model>]] {
+//			provider     <name>
+//			upstream     <upstream-model>
+//			price        <input> <output> [<cached-input>]
+//			context      <tokens>
+//			max_output   <tokens>
+//			capabilities <tools|vision|json|reasoning>...
+//			tiers        <trivial|operational|standard|complex|deep>...
+//		}
+//
+//		alias <name> <model>
+//	}
+//
+// Prices are USD per million tokens. Token counts accept k and M
+// suffixes (128k, 1M). api_key is normally "{env.NAME}": an empty value
+// makes the provider unavailable rather than failing the config. The
+// option may appear more than once; the blocks are merged.
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	app := new(App)
+	if existing != nil {
+		prev, ok := existing.(httpcaddyfile.App)
+		if !ok {
+			return nil, d.Errf("unexpected existing llm option value %T", existing)
+		}
+		if err := caddyconfigUnmarshal(prev.Value, app); err != nil {
+			return nil, err
+		}
+	}
+	// Lines of references, so cross-reference errors name their line.
+	type ref struct {
+		name string
+		file string
+		line int
+	}
+	modelProvider := map[string]ref{}
+	var aliasRefs []ref
+	var aliasNames []string
+	providers := map[string]bool{}
+	models := map[string]bool{}
+	for _, p := range app.Providers {
+		providers[p.Name] = true
+	}
+	for _, m := range app.Models {
+		models[m.ID] = true
+	}
+
+	d.Next() // the option name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "storage":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			app.Storage = d.Val()
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+		case "max_body":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			n, err := humanize.ParseBytes(d.Val())
+			if err != nil || n == 0 {
+				return nil, d.Errf("max_body: invalid size %q", d.Val())
+			}
+			app.MaxBodyBytes = int64(n)
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+		case "sync_writes":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			app.SyncWrites = true
+		case "provider":
+			p, err := parseProvider(d)
+			if err != nil {
+				return nil, err
+			}
+			if providers[p.Name] {
+				return nil, d.Errf("provider %s declared twice", p.Name)
+			}
+			providers[p.Name] = true
+			app.Providers = append(app.Providers, p)
+		case "model":
+			m, line, err := parseModel(d)
+			if err != nil {
+				return nil, err
+			}
+			if models[m.ID] {
+				return nil, d.Errf("model %s declared twice", m.ID)
+			}
+			models[m.ID] = true
+			modelProvider[m.ID] = ref{m.Provider, d.File(), line}
+			app.Models = append(app.Models, m)
+		case "alias":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return nil, d.Errf("alias needs a name and a model: alias <name> <model>")
+			}
+			if app.Aliases == nil {
+				app.Aliases = map[string]string{}
+			}
+			if _, dup := app.Aliases[args[0]]; dup {
+				return nil, d.Errf("alias %s declared twice", args[0])
+			}
+			app.Aliases[args[0]] = args[1]
+			aliasNames = append(aliasNames, args[0])
+			aliasRefs = append(aliasRefs, ref{args[1], d.File(), d.Line()})
+		default:
+			return nil, d.Errf("unrecognized llm option %q (valid: storage, max_body, sync_writes, provider, model, alias)", d.Val())
+		}
+	}
+	for _, m := range app.Models {
+		r, ok := modelProvider[m.ID]
+		if !ok {
+			continue
+		}
+		if r.name == "" {
+			return nil, fmt.Errorf("%s:%d - model %s: no provider (give it as `model %s <provider>` or a `provider` line)", r.file, r.line, m.ID, m.ID)
+		}
+		if !providers[r.name] {
+			return nil, fmt.Errorf("%s:%d - model %s: unknown provider %s", r.file, r.line, m.ID, r.name)
+		}
+	}
+	for i, r := range aliasRefs {
+		if models[aliasNames[i]] {
+			return nil, fmt.Errorf("%s:%d - alias %s has the name of a model", r.file, r.line, aliasNames[i])
+		}
+		if !models[r.name] {
+			return nil, fmt.Errorf("%s:%d - alias %s: unknown model %s", r.file, r.line, aliasNames[i], r.name)
+		}
+	}
+	return httpcaddyfile.App{Name: "llm", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+func parseProvider(d *caddyfile.Dispenser) (ProviderConfig, error) {
+	var p ProviderConfig
+	if !d.NextArg() {
+		return p, d.Errf("provider needs a name: provider <name> { ... }")
+	}
+	p.Name = d.Val()
+	if d.NextArg() {
+		return p, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		key := d.Val()
+		switch key {
+		case "dialect":
+			v, err := oneArg(d)
+			if err != nil {
+				return p, err
+			}
+			if _, err := dialects.ParseProvider(v); err != nil {
+				return p, d.Errf("provider %s: %v", p.Name, err)
+			}
+			p.Dialect = v
+		case "url":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return p, d.ArgErr()
+			}
+			for _, a := range args {
+				if !strings.Contains(a, "{") {
+					if _, err := parseProviderURL(a); err != nil {
+						return p, d.Errf("provider %s: %v", p.Name, err)
+					}
+				}
+			}
+			p.URLs = append(p.URLs, args...)
+		case "api_key":
+			v, err := oneArg(d)
+			if err != nil {
+				return p, err
+			}
+			p.APIKey = v
+		case "header":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return p, d.Errf("header needs a field and a value: header <field> <value>")
+			}
+			if p.Headers == nil {
+				p.Headers = map[string]string{}
+			}
+			p.Headers[args[0]] = args[1]
+		case "dial_timeout", "response_header_timeout", "health_interval", "fail_duration":
+			v, err := oneArg(d)
+			if err != nil {
+				return p, err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return p, d.Errf("%s: invalid duration %q", key, v)
+			}
+			switch key {
+			case "dial_timeout":
+				p.DialTimeout = caddy.Duration(dur)
+			case "response_header_timeout":
+				p.ResponseHeaderTimeout = caddy.Duration(dur)
+			case "health_interval":
+				p.HealthInterval = caddy.Duration(dur)
+			case "fail_duration":
+				p.FailDuration = caddy.Duration(dur)
+			}
+		case "health_uri":
+			v, err := oneArg(d)
+			if err != nil {
+				return p, err
+			}
+			p.HealthURI = v
+		case "lb_policy":
+			v, err := oneArg(d)
+			if err != nil {
+				return p, err
+			}
+			p.LBPolicy = v
+		case "tls_server_name":
+			v, err := oneArg(d)
+			if err != nil {
+				return p, err
+			}
+			p.TLSServerName = v
+		default:
+			return p, d.Errf("provider %s: unrecognized option %q (valid: dialect, url, api_key, header, dial_timeout, response_header_timeout, health_uri, health_interval, fail_duration, lb_policy, tls_server_name)", p.Name, key)
+		}
+	}
+	if len(p.URLs) == 0 {
+		return p, d.Errf("provider %s: missing url", p.Name)
+	}
+	return p, nil
+}
+
+// parseModel parses one model declaration and returns it with the line
+// its provider was named on.
+func parseModel(d *caddyfile.Dispenser) (ModelConfig, int, error) {
+	var m ModelConfig
+	line := d.Line()
+	args := d.RemainingArgs()
+	if len(args) == 0 || len(args) > 3 {
+		return m, line, d.Errf("model needs an id: model <id> [<provider> [<upstream-model>]]")
+	}
+	m.ID = args[0]
+	if len(args) > 1 {
+		m.Provider = args[1]
+	}
+	if len(args) > 2 {
+		m.UpstreamModel = args[2]
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		key := d.Val()
+		switch key {
+		case "provider":
+			v, err := oneArg(d)
+			if err != nil {
+				return m, line, err
+			}
+			m.Provider, line = v, d.Line()
+		case "upstream":
+			v, err := oneArg(d)
+			if err != nil {
+				return m, line, err
+			}
+			m.UpstreamModel = v
+		case "price":
+			args := d.RemainingArgs()
+			if len(args) < 2 || len(args) > 3 {
+				return m, line, d.Errf("price needs input and output prices per 1M tokens: price <input> <output> [<cached-input>]")
+			}
+			var prices [3]float64
+			for i, a := range args {
+				f, err := strconv.ParseFloat(strings.TrimPrefix(a, "$"), 64)
+				if err != nil || f < 0 {
+					return m, line, d.Errf("price: invalid amount %q", a)
+				}
+				prices[i] = f
+			}
+			m.InputPrice, m.OutputPrice, m.CachedInputPrice = prices[0], prices[1], prices[2]
+		case "context", "max_output":
+			v, err := oneArg(d)
+			if err != nil {
+				return m, line, err
+			}
+			n, err := parseTokens(v)
+			if err != nil {
+				return m, line, d.Errf("%s: %v", key, err)
+			}
+			if key == "context" {
+				m.ContextWindow = n
+			} else {
+				m.MaxOutputTokens = n
+			}
+		case "capabilities":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return m, line, d.ArgErr()
+			}
+			for _, a := range args {
+				if _, err := routing.ParseCapability(a); err != nil {
+					return m, line, d.Errf("model %s: %v", m.ID, err)
+				}
+			}
+			m.Capabilities = append(m.Capabilities, args...)
+		case "tiers":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return m, line, d.ArgErr()
+			}
+			for _, a := range args {
+				if _, err := routing.ParseTier(a); err != nil {
+					return m, line, d.Errf("model %s: %v", m.ID, err)
+				}
+			}
+			m.Tiers = append(m.Tiers, args...)
+		default:
+			return m, line, d.Errf("model %s: unrecognized option %q (valid: provider, upstream, price, context, max_output, capabilities, tiers)", m.ID, key)
+		}
+	}
+	return m, line, nil
+}
+
+// parseTokens reads a token count such as 8192, 128k or 1M.
+func parseTokens(s string) (int, error) {
+	mult := 1
+	switch {
+	case strings.HasSuffix(s, "k"), strings.HasSuffix(s, "K"):
+		mult, s = 1000, s[:len(s)-1]
+	case strings.HasSuffix(s, "M"), strings.HasSuffix(s, "m"):
+		mult, s = 1000000, s[:len(s)-1]
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("invalid token count %q", s)
+	}
+	return n * mult, nil
+}
+
+func oneArg(d *caddyfile.Dispenser) (string, error) {
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	v := d.Val()
+	if d.NextArg() {
+		return "", d.ArgErr()
+	}
+	return v, nil
+}
+
+// parseRoute sets up llm_route:
+//
+//	llm_route [<matcher>] {
+//		default_model <model-or-alias>
+//		max_body      <size>
+//	}
+func parseRoute(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Route)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile reads the llm_route directive; see parseRoute for
+// its syntax.
+func (m *Route) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "default_model":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			m.DefaultModel = v
+		case "max_body":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			n, err := humanize.ParseBytes(v)
+			if err != nil || n == 0 {
+				return d.Errf("max_body: invalid size %q", v)
+			}
+			m.MaxBodyBytes = int64(n)
+		default:
+			return d.Errf("unrecognized llm_route option %q (valid: default_model, max_body)", d.Val())
+		}
+	}
+	return nil
+}
+
+// parseTranslate sets up llm_translate, which takes no options:
+//
+//	llm_translate [<matcher>]
+func parseTranslate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Translate)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile reads the llm_translate directive; see
+// parseTranslate for its syntax.
+func (m *Translate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if d.NextBlock(0) {
+		return d.Errf("llm_translate takes no options, found %q", d.Val())
+	}
+	return nil
+}
+
+// Interface guards.
+var (
+	_ caddyfile.Unmarshaler = (*Route)(nil)
+	_ caddyfile.Unmarshaler = (*Translate)(nil)
+)
+
+// caddyconfigUnmarshal decodes a JSON app value produced earlier by this
+// parser (a repeated global option).
+func caddyconfigUnmarshal(raw []byte, app *App) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	return json.Unmarshal(raw, app)
+}

@@ -1,0 +1,86 @@
+package dialects
+
+import (
+	"bytes"
+	"net/http"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+)
+
+// Request is what the gateway reads from a generation request body
+// without decoding it: just enough to route it.
+type Request struct {
+	// Model is the model the client asked for ("" when absent).
+	Model string
+	// Stream is true when the client wants a streamed answer.
+	Stream bool
+	// StreamUsage is true when an OpenAI client asked for a usage chunk
+	// (stream_options.include_usage).
+	StreamUsage bool
+}
+
+// ReadRequest checks that body is a JSON object carrying the fields
+// dialect d requires and returns what routing needs. The error is a 400
+// naming the problem.
+func ReadRequest(d Dialect, body []byte) (Request, *Error) {
+	var r Request
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return r, &Error{Status: http.StatusBadRequest, Message: "request body is empty: expected a JSON object"}
+	}
+	if body[0] != '{' || !gjson.ValidBytes(body) {
+		return r, &Error{Status: http.StatusBadRequest, Message: "request body is not valid JSON: expected a JSON object"}
+	}
+	m := gjson.GetBytes(body, "model")
+	switch {
+	case !m.Exists() || m.Type == gjson.Null:
+	case m.Type != gjson.String:
+		return r, &Error{Status: http.StatusBadRequest, Message: "model must be a string", Param: "model"}
+	default:
+		r.Model = m.Str
+	}
+	msgs := gjson.GetBytes(body, "messages")
+	if !msgs.Exists() {
+		return r, &Error{Status: http.StatusBadRequest, Message: "missing required field messages", Param: "messages"}
+	}
+	if !msgs.IsArray() {
+		return r, &Error{Status: http.StatusBadRequest, Message: "messages must be an array", Param: "messages"}
+	}
+	s := gjson.GetBytes(body, "stream")
+	switch s.Type {
+	case gjson.True:
+		r.Stream = true
+	case gjson.False:
+	case gjson.Null:
+		r.Stream = IsStreamDefault(d)
+	default:
+		return r, &Error{Status: http.StatusBadRequest, Message: "stream must be a boolean", Param: "stream"}
+	}
+	if d == OpenAI && r.Stream {
+		r.StreamUsage = gjson.GetBytes(body, "stream_options.include_usage").Type == gjson.True
+	}
+	if d == Anthropic {
+		if mt := gjson.GetBytes(body, "max_tokens"); mt.Exists() && mt.Type != gjson.Number {
+			return r, &Error{Status: http.StatusBadRequest, Message: "max_tokens must be an integer", Param: "max_tokens"}
+		}
+	}
+	return r, nil
+}
+
+// SetModel returns body with its model field set to model. It edits the
+// bytes in place where it can (sjson), never decoding the whole body.
+func SetModel(body []byte, model string) ([]byte, error) {
+	return sjson.SetBytes(body, "model", model)
+}
+
+// RequestStreamUsage makes an OpenAI streaming request ask for the usage
+// chunk, so the gateway can account for the answer whatever the client
+// asked. It returns body unchanged for other dialects and when the client
+// asked already.
+func RequestStreamUsage(d Dialect, body []byte, req Request) ([]byte, error) {
+	if d != OpenAI || !req.Stream || req.StreamUsage {
+		return body, nil
+	}
+	return sjson.SetBytes(body, "stream_options.include_usage", true)
+}

@@ -1,0 +1,103 @@
+package handlers
+
+import (
+	"net/http"
+	"sort"
+	"strconv"
+
+	"github.com/tidwall/sjson"
+
+	"github.com/llmgate/caddy-llmgate/routing"
+)
+
+// serveModels answers GET /v1/models: OpenAI's list shape, each model
+// with its provider, prices, limits and capabilities, and each alias as
+// an entry of its own that names its target.
+func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request) error {
+	b := []byte(`{"object":"list","data":[]}`)
+	i := 0
+	add := func(m *routing.Model, id, aliasFor string) {
+		p := g.Catalog.Provider(m.Provider)
+		e := []byte(`{}`)
+		e, _ = sjson.SetBytes(e, "id", id)
+		e, _ = sjson.SetBytes(e, "object", "model")
+		e, _ = sjson.SetBytes(e, "created", 0)
+		e, _ = sjson.SetBytes(e, "owned_by", m.Provider)
+		if aliasFor != "" {
+			e, _ = sjson.SetBytes(e, "alias_for", aliasFor)
+		}
+		e, _ = sjson.SetBytes(e, "provider", m.Provider)
+		e, _ = sjson.SetBytes(e, "dialect", p.Dialect)
+		e, _ = sjson.SetBytes(e, "upstream_model", m.UpstreamID)
+		e, _ = sjson.SetBytes(e, "available", p.Available())
+		if why := p.Unavailable(); why != "" {
+			e, _ = sjson.SetBytes(e, "unavailable_reason", why)
+		}
+		e, _ = sjson.SetBytes(e, "pricing.input_per_1m", m.Prices.Input)
+		e, _ = sjson.SetBytes(e, "pricing.output_per_1m", m.Prices.Output)
+		e, _ = sjson.SetBytes(e, "pricing.cached_input_per_1m", m.Prices.CachedInput)
+		e, _ = sjson.SetBytes(e, "context_window", m.ContextWindow)
+		e, _ = sjson.SetBytes(e, "max_output_tokens", m.MaxOutput)
+		caps := make([]string, len(m.Capabilities))
+		for j, c := range m.Capabilities {
+			caps[j] = string(c)
+		}
+		e, _ = sjson.SetBytes(e, "capabilities", caps)
+		tiers := make([]string, len(m.Tiers))
+		for j, t := range m.Tiers {
+			tiers[j] = string(t)
+		}
+		e, _ = sjson.SetBytes(e, "tiers", tiers)
+		b, _ = sjson.SetRawBytes(b, "data."+strconv.Itoa(i), e)
+		i++
+	}
+	for _, m := range g.Catalog.Models() {
+		add(m, m.ID, "")
+	}
+	aliases := g.Catalog.Aliases()
+	for _, name := range sortedKeys(aliases) {
+		add(g.Catalog.Model(aliases[name]), name, aliases[name])
+	}
+	writeJSON(w, http.StatusOK, b)
+	return nil
+}
+
+// serveHealth answers GET /health: the gateway is up; each provider says
+// whether it can be used and, if not, why.
+func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) error {
+	b := []byte(`{"status":"ok","providers":[]}`)
+	storage := "open"
+	if g.ledger.Load() == nil {
+		storage = "opening"
+	}
+	b, _ = sjson.SetBytes(b, "storage", storage)
+	b, _ = sjson.SetBytes(b, "models", len(g.Catalog.Models()))
+	for i, p := range g.Catalog.Providers() {
+		e := []byte(`{}`)
+		e, _ = sjson.SetBytes(e, "name", p.Name)
+		e, _ = sjson.SetBytes(e, "dialect", p.Dialect)
+		e, _ = sjson.SetBytes(e, "available", p.Available())
+		if why := p.Unavailable(); why != "" {
+			e, _ = sjson.SetBytes(e, "reason", why)
+		}
+		b, _ = sjson.SetRawBytes(b, "providers."+strconv.Itoa(i), e)
+	}
+	writeJSON(w, http.StatusOK, b)
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, b []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,44 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/llmgate/caddy-llmgate/dialects"
+	"github.com/llmgate/caddy-llmgate/routing"
+)
+
+// Exchange is the state of one generation request as it moves through the
+// gateway's handlers. llm_route creates it; llm_translate fills in what
+// the upstream reported; llm_route records it when the answer ends.
+type Exchange struct {
+	Start    time.Time
+	Endpoint dialects.Endpoint
+	// Body is the request body as the client sent it. Handlers that
+	// change it work on copies, so a fallback starts from the original.
+	Body    []byte
+	Request dialects.Request
+	// Decision is the target of the current attempt.
+	Decision *routing.Decision
+	Attempts int
+
+	// Filled by llm_translate from the upstream's answer.
+	Usage      dialects.Usage
+	UsageSeen  bool
+	Status     int
+	UpstreamMS float64
+}
+
+type exchangeKey struct{}
+
+// WithExchange returns r carrying ex for the handlers further down.
+func WithExchange(r *http.Request, ex *Exchange) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
+}
+
+// ExchangeFrom returns the exchange llm_route attached to r, or nil.
+func ExchangeFrom(r *http.Request) *Exchange {
+	ex, _ := r.Context().Value(exchangeKey{}).(*Exchange)
+	return ex
+}

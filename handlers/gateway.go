@@ -1,0 +1,84 @@
+// Package handlers holds the gateway's HTTP middleware: llm_route reads a
+// request and decides where it goes, llm_translate shapes it for the
+// chosen provider and sends it through that provider's reverse proxy, and
+// the endpoints the gateway answers itself (/v1/models, /health).
+//
+// The handlers work on plain net/http types plus caddyhttp's Handler
+// interface, so they are tested without starting Caddy; the root package
+// wires them into Caddy modules.
+package handlers
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/llmgate/caddy-llmgate/ledger"
+	"github.com/llmgate/caddy-llmgate/routing"
+)
+
+// Gateway is the state one config's handlers share: the catalog, one
+// reverse proxy per provider, and the ledger once storage is open.
+type Gateway struct {
+	// Catalog of providers, models and aliases.
+	Catalog *routing.Catalog
+	// Upstreams maps a provider name to the handler that proxies to it
+	// (Caddy's reverse_proxy, provisioned from the provider's URLs).
+	Upstreams map[string]caddyhttp.MiddlewareHandler
+	// MaxBody is the largest request body accepted, in bytes.
+	MaxBody int64
+	// Logger for request-path events; metadata only, never content.
+	Logger *zap.Logger
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+
+	ledger atomic.Pointer[ledger.Ledger]
+	ready  chan struct{}
+	closed atomic.Bool
+}
+
+// NewGateway returns a gateway whose ledger is not yet attached.
+func NewGateway(c *routing.Catalog, upstreams map[string]caddyhttp.MiddlewareHandler, maxBody int64, logger *zap.Logger) *Gateway {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	return &Gateway{Catalog: c, Upstreams: upstreams, MaxBody: maxBody, Logger: logger, Now: time.Now, ready: make(chan struct{})}
+}
+
+// AttachLedger makes l the ledger requests are recorded in. Requests
+// that finished before it was attached wait for it (see ledgerWait).
+func (g *Gateway) AttachLedger(l *ledger.Ledger) {
+	g.ledger.Store(l)
+	if g.closed.CompareAndSwap(false, true) {
+		close(g.ready)
+	}
+}
+
+// ledgerWait is how long a finished request waits for storage to open
+// before its ledger entry is given up (and logged as lost).
+const ledgerWait = 10 * time.Second
+
+// record writes e to the ledger, waiting briefly if storage is still
+// opening (Caddy may start serving before the llm app has started).
+func (g *Gateway) record(ctx context.Context, e ledger.Entry) {
+	l := g.ledger.Load()
+	if l == nil {
+		t := time.NewTimer(ledgerWait)
+		select {
+		case <-g.ready:
+		case <-t.C:
+		}
+		t.Stop()
+		l = g.ledger.Load()
+	}
+	if l == nil {
+		g.Logger.Error("ledger entry lost: storage not open", zap.String("model", e.Model), zap.String("provider", e.Provider))
+		return
+	}
+	if err := l.Record(e); err != nil {
+		g.Logger.Error("ledger entry lost", zap.String("model", e.Model), zap.String("provider", e.Provider), zap.Error(err))
+	}
+}

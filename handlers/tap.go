@@ -1,0 +1,222 @@
+package handlers
+
+import (
+	"bytes"
+	"io"
+	"mime"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/llmgate/caddy-llmgate/dialects"
+)
+
+// Limits of what the tap keeps while it reads an answer going past.
+const (
+	// tapBodyLimit caps the copy of a non-streamed JSON answer kept to
+	// read its usage; larger answers pass unread.
+	tapBodyLimit = 8 << 20
+	// tapLineLimit caps one stream line held while waiting for its end.
+	tapLineLimit = 1 << 20
+)
+
+type bodyKind uint8
+
+const (
+	kindOther bodyKind = iota
+	kindJSON
+	kindSSE
+	kindNDJSON
+)
+
+// usageTap passes an upstream answer to the client and reads its token
+// usage on the way: from the whole body of a JSON answer, or line by line
+// from a stream. With strip set it also drops OpenAI's usage-only chunk,
+// which the gateway asked for on its own account and the client did not.
+type usageTap struct {
+	*caddyhttp.ResponseWriterWrapper
+	dialect dialects.Dialect
+	strip   bool
+
+	status      int
+	wroteHeader bool
+	kind        bodyKind
+	body        []byte // JSON answers
+	bodyOver    bool
+	pending     []byte // stream: partial line
+	lineOver    bool
+	out         []byte // strip mode: what to write this time
+	dropBlank   bool   // strip mode: drop the blank line after a dropped event
+	stream      dialects.StreamUsage
+	bodyUsage   dialects.Usage
+	bodyUsageOK bool
+}
+
+func newUsageTap(w http.ResponseWriter, d dialects.Dialect, strip bool) *usageTap {
+	return &usageTap{
+		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
+		dialect:               d,
+		strip:                 strip,
+		stream:                dialects.StreamUsage{Dialect: d},
+	}
+}
+
+func (t *usageTap) WriteHeader(code int) {
+	if t.wroteHeader || code < 200 {
+		t.ResponseWriterWrapper.WriteHeader(code)
+		return
+	}
+	t.wroteHeader, t.status = true, code
+	ct, _, _ := mime.ParseMediaType(t.Header().Get("Content-Type"))
+	switch ct {
+	case "text/event-stream":
+		t.kind = kindSSE
+	case "application/x-ndjson", "application/jsonl", "application/json-seq":
+		t.kind = kindNDJSON
+	case "application/json":
+		t.kind = kindJSON
+		if t.dialect == dialects.Ollama && t.Header().Get("Content-Length") == "" {
+			// Ollama streams NDJSON but some versions label it JSON.
+			t.kind = kindNDJSON
+		}
+	}
+	if t.kind != kindSSE || code != http.StatusOK {
+		t.strip = false
+	}
+	if t.strip {
+		// Lines are dropped, so the upstream's length no longer holds.
+		t.Header().Del("Content-Length")
+	}
+	t.ResponseWriterWrapper.WriteHeader(code)
+}
+
+func (t *usageTap) Write(p []byte) (int, error) {
+	if !t.wroteHeader {
+		t.WriteHeader(http.StatusOK)
+	}
+	switch t.kind {
+	case kindJSON:
+		if !t.bodyOver {
+			if len(t.body)+len(p) > tapBodyLimit {
+				t.bodyOver, t.body = true, nil
+			} else {
+				t.body = append(t.body, p...)
+			}
+		}
+	case kindSSE, kindNDJSON:
+		if t.strip {
+			t.out = t.out[:0]
+			t.lines(p)
+			if len(t.out) == 0 {
+				return len(p), nil
+			}
+			if _, err := t.ResponseWriterWrapper.Write(t.out); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+		t.lines(p)
+	}
+	return t.ResponseWriterWrapper.Write(p)
+}
+
+// ReadFrom keeps io.Copy on Write, which must see every byte.
+func (t *usageTap) ReadFrom(src io.Reader) (int64, error) {
+	return io.Copy(writerOnly{t}, src)
+}
+
+// lines splits p into lines, joining with the partial line left over from
+// the previous write.
+func (t *usageTap) lines(p []byte) {
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			t.hold(p)
+			return
+		}
+		line := p[:i+1]
+		if len(t.pending) > 0 || t.lineOver {
+			t.hold(line)
+			line = t.pending
+		}
+		if !t.lineOver {
+			t.line(line)
+		} else if t.strip {
+			t.out = append(t.out, line...)
+		}
+		t.pending, t.lineOver = t.pending[:0], false
+		p = p[i+1:]
+	}
+}
+
+func (t *usageTap) hold(p []byte) {
+	if t.lineOver {
+		if t.strip {
+			t.out = append(t.out, p...)
+		}
+		return
+	}
+	if len(t.pending)+len(p) > tapLineLimit {
+		// Too long to be an event worth reading: let it through unread.
+		if t.strip {
+			t.out = append(t.out, t.pending...)
+			t.out = append(t.out, p...)
+		}
+		t.pending, t.lineOver = t.pending[:0], true
+		return
+	}
+	t.pending = append(t.pending, p...)
+}
+
+// line handles one complete line, newline included.
+func (t *usageTap) line(line []byte) {
+	data := bytes.TrimRight(line, "\r\n")
+	dropped := false
+	if t.kind == kindSSE {
+		if len(data) == 0 {
+			if t.dropBlank {
+				t.dropBlank = false
+				return
+			}
+		} else if bytes.HasPrefix(data, []byte("data:")) {
+			payload := bytes.TrimSpace(data[5:])
+			if len(payload) > 0 && payload[0] == '{' {
+				dropped = t.stream.Event(payload) && t.strip
+			}
+		}
+	} else if len(data) > 0 {
+		t.stream.Event(data)
+	}
+	if dropped {
+		t.dropBlank = true
+		return
+	}
+	if t.strip {
+		t.out = append(t.out, line...)
+	}
+}
+
+// finish reads the usage of a buffered JSON answer and flushes a partial
+// last line held in strip mode.
+func (t *usageTap) finish() {
+	if t.kind == kindJSON && !t.bodyOver && t.status < 300 {
+		t.bodyUsage, t.bodyUsageOK = dialects.UsageFromBody(t.dialect, t.body)
+		t.body = nil
+	}
+	if (t.kind == kindSSE || t.kind == kindNDJSON) && len(t.pending) > 0 {
+		line := t.pending
+		t.pending = nil
+		if t.strip {
+			_, _ = t.ResponseWriterWrapper.Write(line)
+		} else if t.kind == kindNDJSON {
+			t.stream.Event(bytes.TrimSpace(line))
+		}
+	}
+}
+
+func (t *usageTap) usage() (dialects.Usage, bool) {
+	if t.bodyUsageOK {
+		return t.bodyUsage, true
+	}
+	return t.stream.Usage()
+}

@@ -1,0 +1,106 @@
+package handlers
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/llmgate/caddy-llmgate/dialects"
+	"github.com/llmgate/caddy-llmgate/routing"
+)
+
+// Translate is the llm_translate middleware. For the decision llm_route
+// made, it rewrites the request for the provider (model name, path,
+// credentials) and sends it through the provider's reverse proxy,
+// watching the answer for token usage as it streams past.
+//
+// When client and provider speak the same dialect the body is edited in
+// place with sjson (the pass-through path), never decoded whole.
+type Translate struct {
+	GW *Gateway
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Translate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	ex := ExchangeFrom(r)
+	if ex == nil || ex.Decision == nil {
+		dialects.WriteError(w, dialects.OpenAI, dialects.Errorf(http.StatusInternalServerError,
+			"llm_translate found no routing decision: put llm_route before it in the same route"))
+		return nil
+	}
+	d := ex.Decision
+	client := ex.Endpoint.Dialect
+	target := dialects.Dialect(d.Provider.Dialect)
+	if client != target {
+		return &dialects.Error{Status: http.StatusNotImplemented, Code: "translation_unsupported",
+			Message: "model " + d.Model.ID + " is served by provider " + d.Provider.Name + " in the " + string(target) +
+				" dialect, and this gateway does not translate " + string(client) + " requests to " + string(target)}
+	}
+	upstream := h.GW.Upstreams[d.Provider.Name]
+	if upstream == nil {
+		return &dialects.Error{Status: http.StatusInternalServerError, Message: "no upstream configured for provider " + d.Provider.Name}
+	}
+
+	body, err := dialects.SetModel(ex.Body, d.Model.UpstreamID)
+	if err == nil {
+		body, err = dialects.RequestStreamUsage(target, body, ex.Request)
+	}
+	if err != nil {
+		return &dialects.Error{Status: http.StatusBadRequest, Message: "rewriting request body: " + err.Error()}
+	}
+	prepareUpstream(r, d.Provider, target, body, ex.Request.Stream)
+
+	tap := newUsageTap(w, target, target == dialects.OpenAI && ex.Request.Stream && !ex.Request.StreamUsage)
+	start := h.GW.Now()
+	err = upstream.ServeHTTP(tap, r, next)
+	ex.UpstreamMS = float64(h.GW.Now().Sub(start).Microseconds()) / 1000
+	tap.finish()
+	ex.Status = tap.status
+	if u, ok := tap.usage(); ok {
+		ex.Usage, ex.UsageSeen = u, true
+	}
+	return err
+}
+
+// clientAuthHeaders are the headers a client may carry its gateway key in;
+// none of them is forwarded upstream.
+var clientAuthHeaders = []string{"Authorization", "X-Api-Key", "Api-Key", "X-Goog-Api-Key", "Proxy-Authorization"}
+
+// prepareUpstream points r at the provider: body, path, credentials.
+func prepareUpstream(r *http.Request, p *routing.Provider, d dialects.Dialect, body []byte, stream bool) {
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	h := r.Header
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Content-Type", "application/json")
+	// The gateway reads the answer as it passes; let the transport
+	// negotiate (and undo) compression itself.
+	h.Del("Accept-Encoding")
+	for _, k := range clientAuthHeaders {
+		h.Del(k)
+	}
+	r.URL.Path = dialects.UpstreamPath(d, p.BasePath(), stream)
+	r.URL.RawPath = ""
+	r.URL.RawQuery = ""
+	r.RequestURI = ""
+	switch d {
+	case dialects.Anthropic:
+		if p.APIKey != "" {
+			h.Set("X-Api-Key", p.APIKey)
+		}
+		if h.Get("Anthropic-Version") == "" {
+			h.Set("Anthropic-Version", "2023-06-01")
+		}
+	default:
+		if p.APIKey != "" {
+			h.Set("Authorization", "Bearer "+p.APIKey)
+		}
+	}
+	for k, v := range p.Headers {
+		h.Set(k, v)
+	}
+}

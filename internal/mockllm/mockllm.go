@@ -1,0 +1,361 @@
+// Package mockllm is a small LLM provider for tests and benchmarks. It
+// speaks OpenAI Chat Completions, Anthropic Messages and Ollama's native
+// chat, streamed and not, and records what it was sent so tests can check
+// what reached the provider.
+//
+// Its answer is deterministic: the text "Hello from mock" (split into
+// Chunks stream events), or, when the request declares tools, one call of
+// the first tool with arguments {"city":"Paris"}. A model named
+// "mock-status-NNN" makes it answer with that HTTP status and the
+// dialect's error body (429 and 503 carry Retry-After: 1). A model named
+// "mock-break" makes a stream stop half-way without its end.
+package mockllm
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// Text is the answer the mock gives when no tool is declared.
+const Text = "Hello from mock"
+
+// Usage the mock reports for every answer.
+const (
+	InputTokens  = 11
+	CachedTokens = 3
+	OutputTokens = 7
+)
+
+// Received is one request as the mock saw it.
+type Received struct {
+	Method string
+	Path   string
+	Header http.Header
+	Body   []byte
+}
+
+// Server is the mock provider; it implements http.Handler.
+type Server struct {
+	// Chunks is how many stream events carry the text. Default: 4.
+	Chunks int
+	// Delay is waited before answering; ChunkDelay between stream events.
+	Delay, ChunkDelay time.Duration
+
+	mu       sync.Mutex
+	received []Received
+	count    int
+}
+
+// Requests returns a copy of what the mock received.
+func (s *Server) Requests() []Received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Received(nil), s.received...)
+}
+
+// Count returns how many requests the mock received.
+func (s *Server) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.count
+}
+
+// Keep at most this many requests for inspection.
+const keep = 1000
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	s.count++
+	if len(s.received) < keep {
+		s.received = append(s.received, Received{r.Method, r.URL.Path, r.Header.Clone(), body})
+	}
+	s.mu.Unlock()
+	if s.Delay > 0 {
+		time.Sleep(s.Delay)
+	}
+	var dialect string
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/chat/completions"):
+		dialect = "openai"
+	case strings.HasSuffix(r.URL.Path, "/messages"):
+		dialect = "anthropic"
+	case strings.HasSuffix(r.URL.Path, "/api/chat"):
+		dialect = "ollama"
+	case r.URL.Path == "/health" || r.URL.Path == "/":
+		w.WriteHeader(http.StatusOK)
+		return
+	default:
+		http.Error(w, `{"error":{"message":"mock: no such path","type":"invalid_request_error"}}`, http.StatusNotFound)
+		return
+	}
+	if !gjson.ValidBytes(body) {
+		writeError(w, dialect, http.StatusBadRequest, "mock: invalid JSON")
+		return
+	}
+	model := gjson.GetBytes(body, "model").Str
+	if code, ok := strings.CutPrefix(model, "mock-status-"); ok {
+		n, _ := strconv.Atoi(code)
+		if n < 400 {
+			n = 500
+		}
+		if n == 429 || n == 503 || n == 529 {
+			w.Header().Set("Retry-After", "1")
+		}
+		writeError(w, dialect, n, "mock: status "+code)
+		return
+	}
+	stream := gjson.GetBytes(body, "stream")
+	isStream := stream.Type == gjson.True || (dialect == "ollama" && !stream.Exists())
+	tool := gjson.GetBytes(body, "tools.0")
+	toolName := tool.Get("function.name").Str
+	if dialect == "anthropic" {
+		toolName = tool.Get("name").Str
+	}
+	a := answer{model: model, tool: toolName, chunks: s.chunks(), delay: s.ChunkDelay, brk: model == "mock-break"}
+	switch dialect {
+	case "openai":
+		if isStream {
+			a.openAIStream(w, gjson.GetBytes(body, "stream_options.include_usage").Bool())
+		} else {
+			a.openAIJSON(w)
+		}
+	case "anthropic":
+		if isStream {
+			a.anthropicStream(w)
+		} else {
+			a.anthropicJSON(w)
+		}
+	case "ollama":
+		if isStream {
+			a.ollamaStream(w)
+		} else {
+			a.ollamaJSON(w)
+		}
+	}
+}
+
+func (s *Server) chunks() int {
+	if s.Chunks > 0 {
+		return s.Chunks
+	}
+	return 4
+}
+
+func writeError(w http.ResponseWriter, dialect string, status int, msg string) {
+	var b []byte
+	switch dialect {
+	case "anthropic":
+		b, _ = json.Marshal(map[string]any{"type": "error", "error": map[string]any{"type": "api_error", "message": msg}})
+	case "ollama":
+		b, _ = json.Marshal(map[string]any{"error": msg})
+	default:
+		b, _ = json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": "api_error", "param": nil, "code": nil}})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+type answer struct {
+	model  string
+	tool   string
+	chunks int
+	delay  time.Duration
+	brk    bool
+}
+
+// pieces splits Text into n parts.
+func (a answer) pieces() []string {
+	n := a.chunks
+	if n > len(Text) {
+		n = len(Text)
+	}
+	out := make([]string, 0, n)
+	size := (len(Text) + n - 1) / n
+	for i := 0; i < len(Text); i += size {
+		end := i + size
+		if end > len(Text) {
+			end = len(Text)
+		}
+		out = append(out, Text[i:end])
+	}
+	return out
+}
+
+const toolArgs = `{"city":"Paris"}`
+
+func (a answer) openAIJSON(w http.ResponseWriter) {
+	msg := map[string]any{"role": "assistant", "content": Text, "refusal": nil}
+	finish := "stop"
+	if a.tool != "" {
+		msg["content"] = nil
+		msg["tool_calls"] = []any{map[string]any{"id": "call_mock1", "type": "function", "function": map[string]any{"name": a.tool, "arguments": toolArgs}}}
+		finish = "tool_calls"
+	}
+	writeJSON(w, map[string]any{
+		"id": "chatcmpl-mock", "object": "chat.completion", "created": 1700000000, "model": a.model,
+		"choices": []any{map[string]any{"index": 0, "message": msg, "finish_reason": finish, "logprobs": nil}},
+		"usage":   openAIUsage(),
+	})
+}
+
+func openAIUsage() map[string]any {
+	return map[string]any{"prompt_tokens": InputTokens, "completion_tokens": OutputTokens, "total_tokens": InputTokens + OutputTokens,
+		"prompt_tokens_details": map[string]any{"cached_tokens": CachedTokens}}
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	_, _ = w.Write(b)
+}
+
+type flushWriter struct {
+	w     http.ResponseWriter
+	delay time.Duration
+}
+
+func (f flushWriter) event(format string, args ...any) {
+	if f.delay > 0 {
+		time.Sleep(f.delay)
+	}
+	fmt.Fprintf(f.w, format, args...)
+	if fl, ok := f.w.(http.Flusher); ok {
+		fl.Flush()
+	}
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func (a answer) openAIStream(w http.ResponseWriter, includeUsage bool) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	f := flushWriter{w, a.delay}
+	chunk := func(delta map[string]any, finish any) string {
+		return mustJSON(map[string]any{"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1700000000, "model": a.model,
+			"choices": []any{map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish}}})
+	}
+	f.event("data: %s\n\n", chunk(map[string]any{"role": "assistant", "content": ""}, nil))
+	finish := "stop"
+	if a.tool != "" {
+		finish = "tool_calls"
+		f.event("data: %s\n\n", chunk(map[string]any{"tool_calls": []any{map[string]any{"index": 0, "id": "call_mock1", "type": "function",
+			"function": map[string]any{"name": a.tool, "arguments": ""}}}}, nil))
+		half := len(toolArgs) / 2
+		for _, part := range []string{toolArgs[:half], toolArgs[half:]} {
+			f.event("data: %s\n\n", chunk(map[string]any{"tool_calls": []any{map[string]any{"index": 0, "function": map[string]any{"arguments": part}}}}, nil))
+		}
+	} else {
+		for i, p := range a.pieces() {
+			if a.brk && i == 1 {
+				return
+			}
+			f.event("data: %s\n\n", chunk(map[string]any{"content": p}, nil))
+		}
+	}
+	f.event("data: %s\n\n", chunk(map[string]any{}, finish))
+	if includeUsage {
+		f.event("data: %s\n\n", mustJSON(map[string]any{"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1700000000,
+			"model": a.model, "choices": []any{}, "usage": openAIUsage()}))
+	}
+	f.event("data: [DONE]\n\n")
+}
+
+func anthropicUsage(output int) map[string]any {
+	return map[string]any{"input_tokens": InputTokens - CachedTokens, "cache_read_input_tokens": CachedTokens,
+		"cache_creation_input_tokens": 0, "output_tokens": output}
+}
+
+func (a answer) anthropicJSON(w http.ResponseWriter) {
+	content := []any{map[string]any{"type": "text", "text": Text}}
+	stop := "end_turn"
+	if a.tool != "" {
+		content = []any{map[string]any{"type": "tool_use", "id": "toolu_mock1", "name": a.tool, "input": map[string]any{"city": "Paris"}}}
+		stop = "tool_use"
+	}
+	writeJSON(w, map[string]any{"id": "msg_mock", "type": "message", "role": "assistant", "model": a.model,
+		"content": content, "stop_reason": stop, "stop_sequence": nil, "usage": anthropicUsage(OutputTokens)})
+}
+
+func (a answer) anthropicStream(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	f := flushWriter{w, a.delay}
+	ev := func(v map[string]any) { f.event("event: %s\ndata: %s\n\n", v["type"], mustJSON(v)) }
+	ev(map[string]any{"type": "message_start", "message": map[string]any{"id": "msg_mock", "type": "message", "role": "assistant",
+		"model": a.model, "content": []any{}, "stop_reason": nil, "stop_sequence": nil, "usage": anthropicUsage(1)}})
+	stop := "end_turn"
+	if a.tool != "" {
+		stop = "tool_use"
+		ev(map[string]any{"type": "content_block_start", "index": 0, "content_block": map[string]any{"type": "tool_use", "id": "toolu_mock1", "name": a.tool, "input": map[string]any{}}})
+		half := len(toolArgs) / 2
+		for _, part := range []string{"", toolArgs[:half], toolArgs[half:]} {
+			ev(map[string]any{"type": "content_block_delta", "index": 0, "delta": map[string]any{"type": "input_json_delta", "partial_json": part}})
+		}
+	} else {
+		ev(map[string]any{"type": "content_block_start", "index": 0, "content_block": map[string]any{"type": "text", "text": ""}})
+		ev(map[string]any{"type": "ping"})
+		for i, p := range a.pieces() {
+			if a.brk && i == 1 {
+				return
+			}
+			ev(map[string]any{"type": "content_block_delta", "index": 0, "delta": map[string]any{"type": "text_delta", "text": p}})
+		}
+	}
+	ev(map[string]any{"type": "content_block_stop", "index": 0})
+	ev(map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": stop, "stop_sequence": nil}, "usage": map[string]any{"output_tokens": OutputTokens}})
+	ev(map[string]any{"type": "message_stop"})
+}
+
+func (a answer) ollamaMessage(content string, withTool bool) map[string]any {
+	m := map[string]any{"role": "assistant", "content": content}
+	if withTool {
+		m["tool_calls"] = []any{map[string]any{"function": map[string]any{"name": a.tool, "arguments": map[string]any{"city": "Paris"}}}}
+	}
+	return m
+}
+
+func (a answer) ollamaDone() map[string]any {
+	return map[string]any{"model": a.model, "created_at": "2026-01-01T00:00:00Z", "message": a.ollamaMessage("", false), "done": true, "done_reason": "stop",
+		"total_duration": 1000, "prompt_eval_count": InputTokens, "eval_count": OutputTokens}
+}
+
+func (a answer) ollamaJSON(w http.ResponseWriter) {
+	d := a.ollamaDone()
+	d["message"] = a.ollamaMessage(Text, false)
+	if a.tool != "" {
+		d["message"] = a.ollamaMessage("", true)
+	}
+	writeJSON(w, d)
+}
+
+func (a answer) ollamaStream(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	f := flushWriter{w, a.delay}
+	if a.tool != "" {
+		f.event("%s\n", mustJSON(map[string]any{"model": a.model, "created_at": "2026-01-01T00:00:00Z", "message": a.ollamaMessage("", true), "done": false}))
+	} else {
+		for i, p := range a.pieces() {
+			if a.brk && i == 1 {
+				return
+			}
+			f.event("%s\n", mustJSON(map[string]any{"model": a.model, "created_at": "2026-01-01T00:00:00Z", "message": a.ollamaMessage(p, false), "done": false}))
+		}
+	}
+	var buf bytes.Buffer
+	_ = json.NewEncoder(&buf).Encode(a.ollamaDone())
+	f.event("%s", buf.String())
+}

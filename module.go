@@ -1,0 +1,465 @@
+// Package llmgate is caddy-llmgate: an LLM gateway as Caddy modules.
+//
+// This root package is the Caddy glue only. It registers
+//
+//   - the app "llm" (global option `llm { ... }`): the catalog of providers
+//     and models, one reverse proxy per provider, and the embedded Badger
+//     storage shared by every config that is alive during a reload;
+//   - the handlers http.handlers.llm_route and http.handlers.llm_translate
+//     (directives `llm_route` and `llm_translate`, ordered before
+//     reverse_proxy).
+//
+// The logic lives in the subpackages: routing (catalog, decisions),
+// dialects (wire formats), handlers (the middleware), ledger (cost and
+// usage records) and store (Badger).
+//
+// # How requests reach providers
+//
+// Each provider declared in the llm app gets its own instance of Caddy's
+// reverse_proxy, provisioned from the provider's URLs: TLS for https URLs,
+// plain HTTP for a LAN Ollama host, connection reuse, timeouts, several
+// upstream hosts with load balancing, active and passive health checks.
+// llm_translate hands each request to the proxy of the provider chosen by
+// llm_route. This avoids the pitfalls of a user-written `reverse_proxy
+// {placeholder}`: a placeholder upstream cannot carry a scheme (so https
+// and http providers cannot share one proxy), `handle` groups are
+// satisfied once per request (so a fallback that re-enters the chain would
+// skip them), and one placeholder upstream shares one health counter for
+// every provider. A site block therefore needs only `llm_route` and
+// `llm_translate`.
+package llmgate
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/llmgate/caddy-llmgate/dialects"
+	"github.com/llmgate/caddy-llmgate/handlers"
+	"github.com/llmgate/caddy-llmgate/ledger"
+	"github.com/llmgate/caddy-llmgate/routing"
+	"github.com/llmgate/caddy-llmgate/store"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+	caddy.RegisterModule(Route{})
+	caddy.RegisterModule(Translate{})
+}
+
+// App is the `llm` app: the gateway's catalog and storage.
+//
+// Storage is opened in Start and closed in Cleanup through a pool keyed
+// by directory, so during `caddy reload` the old and the new config share
+// one open database, and `caddy validate` (which only provisions) never
+// touches it. Storage options other than the directory take effect on the
+// next process start, not on a reload.
+type App struct {
+	// Storage is the directory of the embedded Badger database. Default:
+	// "llm" in Caddy's data directory.
+	Storage string `json:"storage,omitempty"`
+
+	// MaxBodyBytes is the largest request body the gateway accepts; a
+	// larger one is answered with 413. Default: 10 MiB.
+	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
+
+	// SyncWrites makes every storage commit wait for the disk (fsync).
+	// Default: off; committed entries then survive a crash of the
+	// process but not of the machine.
+	SyncWrites bool `json:"sync_writes,omitempty"`
+
+	// Providers are the upstream APIs, in declaration order.
+	Providers []ProviderConfig `json:"providers,omitempty"`
+
+	// Models are the models clients can ask for, in declaration order.
+	Models []ModelConfig `json:"models,omitempty"`
+
+	// Aliases map a name clients can use (e.g. "cheap") to a model id.
+	Aliases map[string]string `json:"aliases,omitempty"`
+
+	gw      *handlers.Gateway
+	dir     string
+	held    bool
+	handle  *dbHandle
+	logger  *zap.Logger
+	catalog *routing.Catalog
+}
+
+// ProviderConfig declares one provider.
+type ProviderConfig struct {
+	// Name identifies the provider; models refer to it.
+	Name string `json:"name"`
+
+	// Dialect is the provider's wire format: openai (also for every
+	// OpenAI-compatible host such as Ollama's /v1), anthropic or ollama
+	// (native /api/chat). Default: openai.
+	Dialect string `json:"dialect,omitempty"`
+
+	// URLs are the provider's base URLs: scheme, host, optional port and
+	// the path the API hangs off. For openai and anthropic an empty path
+	// means "/v1" (so https://api.openai.com is enough); OpenAI-compatible
+	// hosts give theirs (https://openrouter.ai/api/v1,
+	// http://jetson:11434/v1). Several URLs are load-balanced; they must
+	// share scheme and path.
+	URLs []string `json:"urls,omitempty"`
+
+	// APIKey is the provider's key, normally a placeholder such as
+	// "{env.OPENAI_API_KEY}" resolved at load time. When it resolves to
+	// an empty value the provider is reported unavailable (not a config
+	// error). Omit it for providers that need no key.
+	APIKey string `json:"api_key,omitempty"`
+
+	// Headers are extra request headers sent to this provider.
+	Headers map[string]string `json:"headers,omitempty"`
+
+	// DialTimeout bounds connecting to the provider. Default: 10s.
+	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
+
+	// ResponseHeaderTimeout bounds the wait for the provider's response
+	// headers (time to first byte for streams). Default: none, because a
+	// long prompt can legitimately take minutes.
+	ResponseHeaderTimeout caddy.Duration `json:"response_header_timeout,omitempty"`
+
+	// HealthURI, when set, enables active health checks: a GET of this
+	// path on every upstream host every HealthInterval.
+	HealthURI string `json:"health_uri,omitempty"`
+
+	// HealthInterval is the active health check period. Default: 30s.
+	HealthInterval caddy.Duration `json:"health_interval,omitempty"`
+
+	// FailDuration enables passive health checks: a host that failed is
+	// avoided for this long. Default: 0 (off).
+	FailDuration caddy.Duration `json:"fail_duration,omitempty"`
+
+	// LBPolicy selects among several URLs (any policy of reverse_proxy,
+	// e.g. round_robin, least_conn, first). Default: round_robin.
+	LBPolicy string `json:"lb_policy,omitempty"`
+
+	// TLSServerName overrides the TLS server name (SNI) sent upstream.
+	TLSServerName string `json:"tls_server_name,omitempty"`
+}
+
+// ModelConfig declares one model.
+type ModelConfig struct {
+	// ID is the model name clients use.
+	ID string `json:"id"`
+
+	// Provider is the name of the provider serving the model.
+	Provider string `json:"provider"`
+
+	// UpstreamModel is the model id sent to the provider. Default: ID.
+	UpstreamModel string `json:"upstream_model,omitempty"`
+
+	// InputPrice is USD per 1M input tokens.
+	InputPrice float64 `json:"input_price,omitempty"`
+
+	// OutputPrice is USD per 1M output tokens.
+	OutputPrice float64 `json:"output_price,omitempty"`
+
+	// CachedInputPrice is USD per 1M cached input tokens. Default: the
+	// input price.
+	CachedInputPrice float64 `json:"cached_input_price,omitempty"`
+
+	// ContextWindow is the model's context size in tokens.
+	ContextWindow int `json:"context_window,omitempty"`
+
+	// MaxOutputTokens is the most the model can write in one answer.
+	MaxOutputTokens int `json:"max_output_tokens,omitempty"`
+
+	// Capabilities: any of tools, vision, json, reasoning.
+	Capabilities []string `json:"capabilities,omitempty"`
+
+	// Tiers: any of trivial, operational, standard, complex, deep.
+	Tiers []string `json:"tiers,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "llm", New: func() caddy.Module { return new(App) }}
+}
+
+// Provision builds the catalog and one reverse proxy per provider.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	dir := a.Storage
+	if dir == "" {
+		dir = filepath.Join(caddy.AppDataDir(), "llm")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("storage directory %s: %w", dir, err)
+	}
+	a.dir = abs
+
+	repl := caddy.NewReplacer()
+	var providers []*routing.Provider
+	for i := range a.Providers {
+		p, err := buildProvider(&a.Providers[i], repl)
+		if err != nil {
+			return err
+		}
+		providers = append(providers, p)
+		if !p.Available() {
+			a.logger.Warn("provider unavailable", zap.String("provider", p.Name), zap.String("reason", p.Unavailable()))
+		}
+	}
+	var models []*routing.Model
+	for i := range a.Models {
+		m, err := buildModel(&a.Models[i])
+		if err != nil {
+			return err
+		}
+		models = append(models, m)
+	}
+	cat, err := routing.NewCatalog(providers, models, a.Aliases)
+	if err != nil {
+		return err
+	}
+	a.catalog = cat
+
+	upstreams := make(map[string]caddyhttp.MiddlewareHandler, len(providers))
+	for i, p := range providers {
+		raw, err := proxyConfig(&a.Providers[i], p)
+		if err != nil {
+			return err
+		}
+		mod, err := ctx.LoadModuleByID("http.handlers.reverse_proxy", raw)
+		if err != nil {
+			return fmt.Errorf("provider %s: setting up its reverse proxy: %w", p.Name, err)
+		}
+		upstreams[p.Name] = mod.(caddyhttp.MiddlewareHandler)
+	}
+	a.gw = handlers.NewGateway(cat, upstreams, a.MaxBodyBytes, a.logger)
+	return nil
+}
+
+// Validate checks values Provision does not already reject.
+func (a *App) Validate() error {
+	if a.MaxBodyBytes < 0 {
+		return errors.New("max_body_bytes must not be negative")
+	}
+	return nil
+}
+
+// dbPool holds the open storage per directory. A reload runs the old and
+// the new config at once and Badger allows one opener per directory, so
+// both configs share one handle, closed when the last releases it.
+var dbPool = caddy.NewUsagePool()
+
+type dbHandle struct {
+	store  *store.Store
+	ledger *ledger.Ledger
+}
+
+func (h *dbHandle) Destruct() error { return h.store.Close() }
+
+// Start opens (or joins) the storage.
+func (a *App) Start() error {
+	val, loaded, err := dbPool.LoadOrNew(a.dir, func() (caddy.Destructor, error) {
+		s, err := store.Open(store.Options{Dir: a.dir, SyncWrites: a.SyncWrites, Logger: a.logger.Named("badger")})
+		if err != nil {
+			return nil, err
+		}
+		return &dbHandle{store: s, ledger: ledger.New(s.DB())}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("llm storage: %w", err)
+	}
+	a.held = true
+	a.handle = val.(*dbHandle)
+	a.gw.AttachLedger(a.handle.ledger)
+	a.logger.Info("storage open", zap.String("dir", a.dir), zap.Bool("reused", loaded))
+	return nil
+}
+
+// Stop does nothing: storage stays open until Cleanup, which Caddy runs
+// only after every app (the HTTP servers included) has stopped, so
+// requests still draining can record their ledger entries.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases the storage; the last config to release it closes it.
+func (a *App) Cleanup() error {
+	if !a.held {
+		return nil
+	}
+	a.held = false
+	_, err := dbPool.Delete(a.dir)
+	return err
+}
+
+// Gateway returns the state the handlers share.
+func (a *App) Gateway() *handlers.Gateway { return a.gw }
+
+// Ledger returns the ledger once storage is open, else nil.
+func (a *App) Ledger() *ledger.Ledger {
+	if a.handle == nil {
+		return nil
+	}
+	return a.handle.ledger
+}
+
+// buildProvider turns a provider declaration into a catalog provider,
+// resolving placeholders in its URLs, key and headers.
+func buildProvider(pc *ProviderConfig, repl *caddy.Replacer) (*routing.Provider, error) {
+	if pc.Name == "" {
+		return nil, errors.New("provider without a name")
+	}
+	dialect := dialects.OpenAI
+	if pc.Dialect != "" {
+		d, err := dialects.ParseProvider(pc.Dialect)
+		if err != nil {
+			return nil, fmt.Errorf("provider %s: %w", pc.Name, err)
+		}
+		dialect = d
+	}
+	if len(pc.URLs) == 0 {
+		return nil, fmt.Errorf("provider %s: no url", pc.Name)
+	}
+	p := &routing.Provider{Name: pc.Name, Dialect: string(dialect), KeySource: pc.APIKey, Headers: map[string]string{}}
+	for _, raw := range pc.URLs {
+		u, err := parseProviderURL(repl.ReplaceAll(raw, ""))
+		if err != nil {
+			return nil, fmt.Errorf("provider %s: %w", pc.Name, err)
+		}
+		p.URLs = append(p.URLs, u)
+	}
+	if pc.APIKey != "" {
+		p.APIKey = strings.TrimSpace(repl.ReplaceAll(pc.APIKey, ""))
+	}
+	for k, v := range pc.Headers {
+		p.Headers[k] = repl.ReplaceAll(v, "")
+	}
+	return p, nil
+}
+
+func parseProviderURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("url %q: %v", raw, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("url %q: scheme must be http or https", raw)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("url %q: no host", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("url %q: must not carry a query, fragment or credentials", raw)
+	}
+	return u, nil
+}
+
+func buildModel(mc *ModelConfig) (*routing.Model, error) {
+	m := &routing.Model{
+		ID: mc.ID, Provider: mc.Provider, UpstreamID: mc.UpstreamModel,
+		Prices:        routing.Prices{Input: mc.InputPrice, Output: mc.OutputPrice, CachedInput: mc.CachedInputPrice},
+		ContextWindow: mc.ContextWindow, MaxOutput: mc.MaxOutputTokens,
+	}
+	for _, c := range mc.Capabilities {
+		cap, err := routing.ParseCapability(c)
+		if err != nil {
+			return nil, fmt.Errorf("model %s: %w", mc.ID, err)
+		}
+		m.Capabilities = append(m.Capabilities, cap)
+	}
+	for _, t := range mc.Tiers {
+		tier, err := routing.ParseTier(t)
+		if err != nil {
+			return nil, fmt.Errorf("model %s: %w", mc.ID, err)
+		}
+		m.Tiers = append(m.Tiers, tier)
+	}
+	if mc.ContextWindow < 0 || mc.MaxOutputTokens < 0 {
+		return nil, fmt.Errorf("model %s: token limits must not be negative", mc.ID)
+	}
+	return m, nil
+}
+
+// proxyConfig is the JSON config of the reverse_proxy for one provider.
+func proxyConfig(pc *ProviderConfig, p *routing.Provider) (json.RawMessage, error) {
+	tls := p.URLs[0].Scheme == "https"
+	var ups []map[string]any
+	for _, u := range p.URLs {
+		port := u.Port()
+		if port == "" {
+			port = "80"
+			if tls {
+				port = "443"
+			}
+		}
+		ups = append(ups, map[string]any{"dial": net.JoinHostPort(u.Hostname(), port)})
+	}
+	transport := map[string]any{"protocol": "http"}
+	dial := pc.DialTimeout
+	if dial == 0 {
+		dial = caddy.Duration(10e9)
+	}
+	transport["dial_timeout"] = dial
+	if pc.ResponseHeaderTimeout > 0 {
+		transport["response_header_timeout"] = pc.ResponseHeaderTimeout
+	}
+	if tls {
+		t := map[string]any{}
+		if pc.TLSServerName != "" {
+			t["server_name"] = pc.TLSServerName
+		}
+		transport["tls"] = t
+	}
+	policy := pc.LBPolicy
+	if policy == "" {
+		policy = "round_robin"
+	}
+	cfg := map[string]any{
+		"upstreams":      ups,
+		"transport":      transport,
+		"flush_interval": -1,
+		"load_balancing": map[string]any{"selection_policy": map[string]any{"policy": policy}},
+		// Team members' addresses are none of the provider's business.
+		"headers": map[string]any{"request": map[string]any{"delete": []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Via"}}},
+	}
+	hc := map[string]any{}
+	if pc.HealthURI != "" {
+		interval := pc.HealthInterval
+		if interval == 0 {
+			interval = caddy.Duration(30e9)
+		}
+		hc["active"] = map[string]any{"uri": pc.HealthURI, "interval": interval}
+	}
+	if pc.FailDuration > 0 {
+		hc["passive"] = map[string]any{"fail_duration": pc.FailDuration}
+	}
+	if len(hc) > 0 {
+		cfg["health_checks"] = hc
+	}
+	return json.Marshal(cfg)
+}
+
+// appFrom returns the llm app of ctx's config.
+func appFrom(ctx caddy.Context) (*App, error) {
+	v, err := ctx.App("llm")
+	if err != nil {
+		return nil, fmt.Errorf("getting the llm app: %w", err)
+	}
+	a, ok := v.(*App)
+	if !ok {
+		return nil, fmt.Errorf("llm app has unexpected type %T", v)
+	}
+	return a, nil
+}
+
+
+// Interface guards.
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)
