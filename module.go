@@ -455,7 +455,6 @@ func appFrom(ctx caddy.Context) (*App, error) {
 	return a, nil
 }
 
-
 // Interface guards.
 var (
 	_ caddy.App          = (*App)(nil)

@@ -125,7 +125,9 @@ var usageKey = []byte(`"usage"`)
 func (s *StreamUsage) Event(data []byte) (usageOnly bool) {
 	switch s.Dialect {
 	case OpenAI:
-		if !bytes.Contains(data, usageKey) {
+		// Every chunk of a real stream carries "usage":null; only an
+		// object is worth parsing.
+		if !hasUsageObject(data) {
 			return false
 		}
 		r := gjson.GetManyBytes(data, "usage", "choices.#")
@@ -156,6 +158,25 @@ func (s *StreamUsage) Event(data []byte) (usageOnly bool) {
 		}
 	}
 	return false
+}
+
+// hasUsageObject reports whether data has a "usage" key whose value is
+// an object, without parsing it.
+func hasUsageObject(data []byte) bool {
+	for {
+		i := bytes.Index(data, usageKey)
+		if i < 0 {
+			return false
+		}
+		data = data[i+len(usageKey):]
+		j := 0
+		for j < len(data) && (data[j] == ' ' || data[j] == '\t' || data[j] == ':' || data[j] == '\r' || data[j] == '\n') {
+			j++
+		}
+		if j < len(data) && data[j] == '{' {
+			return true
+		}
+	}
 }
 
 // Usage returns the usage seen so far and whether any was seen.
