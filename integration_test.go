@@ -129,6 +129,21 @@ var storageDir = func() string {
 	return dir
 }()
 
+// waitLedger returns the entries recorded since the test began once there
+// are at least n. An entry is committed when its request's handler
+// returns, which is just after the client has the whole answer.
+func waitLedger(t *testing.T, since time.Time, n int) []ledger.Entry {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		entries := ledgerEntries(t, since)
+		if len(entries) >= n || time.Now().After(deadline) {
+			return entries
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func get(t *testing.T, path string) string {
 	t.Helper()
 	resp, err := http.Get(base + path)
@@ -206,7 +221,7 @@ func TestChatCompletionJSON(t *testing.T) {
 	if got := gjson.GetBytes(r.Body, "model").Str; got != "upstream-small" {
 		t.Errorf("upstream model = %q", got)
 	}
-	entries := ledgerEntries(t, start)
+	entries := waitLedger(t, start, 1)
 	if len(entries) != 1 {
 		t.Fatalf("ledger has %d entries", len(entries))
 	}
@@ -291,7 +306,7 @@ func TestChatCompletionStream(t *testing.T) {
 			t.Error("gateway did not ask the upstream for stream usage")
 		}
 	}
-	for _, e := range ledgerEntries(t, start) {
+	for _, e := range waitLedger(t, start, 2) {
 		if !e.Stream || e.Output != mockllm.OutputTokens || e.Input != mockllm.InputTokens {
 			t.Errorf("stream ledger entry = %+v", e)
 		}
@@ -399,7 +414,7 @@ func TestPassThroughOtherDialects(t *testing.T) {
 	if got := gjson.GetBytes(mock.Requests()[len(mock.Requests())-1].Body, "model").Str; got != "llama3" {
 		t.Errorf("ollama upstream model %q", got)
 	}
-	for _, e := range ledgerEntries(t, start) {
+	for _, e := range waitLedger(t, start, 3) {
 		if e.Input != mockllm.InputTokens || e.Output != mockllm.OutputTokens {
 			t.Errorf("%s usage not recorded: %+v", e.Endpoint, e)
 		}
@@ -490,7 +505,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	if failed.Load() != 0 {
 		t.Fatalf("%d of %d requests failed across reloads", failed.Load(), failed.Load()+ok.Load())
 	}
-	got := len(ledgerEntries(t, start)) - before
+	got := len(waitLedger(t, start, before+int(ok.Load()))) - before
 	if int64(got) != ok.Load() {
 		t.Fatalf("ledger holds %d new entries for %d requests", got, ok.Load())
 	}
