@@ -259,7 +259,12 @@ type dbHandle struct {
 	ledger *ledger.Ledger
 }
 
-func (h *dbHandle) Destruct() error { return h.store.Close() }
+// Destruct closes the ledger first (waiting for writes in progress) and
+// then the database.
+func (h *dbHandle) Destruct() error {
+	h.ledger.Close()
+	return h.store.Close()
+}
 
 // Start opens (or joins) the storage.
 func (a *App) Start() error {
@@ -423,7 +428,12 @@ func proxyConfig(pc *ProviderConfig, p *routing.Provider) (json.RawMessage, erro
 		"flush_interval": -1,
 		"load_balancing": map[string]any{"selection_policy": map[string]any{"policy": policy}},
 		// Team members' addresses are none of the provider's business.
-		"headers": map[string]any{"request": map[string]any{"delete": []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Via"}}},
+		// The provider sees its own host name (Caddy sets it only for
+		// TLS upstreams; Ollama rejects foreign hosts).
+		"headers": map[string]any{"request": map[string]any{
+			"set":    map[string][]string{"Host": {"{http.reverse_proxy.upstream.hostport}"}},
+			"delete": []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Via"},
+		}},
 	}
 	hc := map[string]any{}
 	if pc.HealthURI != "" {

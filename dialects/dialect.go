@@ -67,7 +67,7 @@ func ClientEndpoint(method, path string) (Endpoint, bool) {
 	case "/api/chat":
 		return Endpoint{Ollama, true, "ollama_chat"}, method == "POST"
 	case "/v1/models", "/models":
-		return Endpoint{OpenAI, false, "models"}, method == "GET"
+		return Endpoint{OpenAI, false, "models"}, method == "GET" || method == "HEAD"
 	case "/health", "/healthz":
 		return Endpoint{OpenAI, false, "health"}, method == "GET" || method == "HEAD"
 	}

@@ -29,6 +29,8 @@ func TestReadRequest(t *testing.T) {
 		{OpenAI, `{"model":"m","messages":{}}`, Request{}, "messages must be an array"},
 		{OpenAI, `{"model":"m","messages":[],"stream":"yes"}`, Request{}, "stream must be a boolean"},
 		{Anthropic, `{"model":"m","messages":[],"max_tokens":"9"}`, Request{}, "max_tokens"},
+		{OpenAI, `{"model":"cheap","messages":[],"model":"o1-pro"}`, Request{}, "model appears more than once"},
+		{OpenAI, `{"model":"m","stream":false,"messages":[],"stream":true}`, Request{}, "stream appears more than once"},
 	}
 	for _, c := range cases {
 		got, err := ReadRequest(c.d, []byte(c.body))

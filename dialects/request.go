@@ -32,6 +32,10 @@ func ReadRequest(d Dialect, body []byte) (Request, *Error) {
 	if body[0] != '{' || !gjson.ValidBytes(body) {
 		return r, &Error{Status: http.StatusBadRequest, Message: "request body is not valid JSON: expected a JSON object"}
 	}
+	if dup := duplicateKey(body); dup != "" {
+		return r, &Error{Status: http.StatusBadRequest, Param: dup,
+			Message: "field " + dup + " appears more than once in the request body"}
+	}
 	m := gjson.GetBytes(body, "model")
 	switch {
 	case !m.Exists() || m.Type == gjson.Null:
@@ -66,6 +70,35 @@ func ReadRequest(d Dialect, body []byte) (Request, *Error) {
 		}
 	}
 	return r, nil
+}
+
+// duplicateKey returns the first routing-relevant top-level key that
+// appears twice. Parsers disagree on duplicates (gjson and sjson use the
+// first, most providers the last), so a body with two "model" keys could
+// be routed and priced as one model and served as another.
+func duplicateKey(body []byte) string {
+	var seen [3]bool
+	dup := ""
+	gjson.ParseBytes(body).ForEach(func(k, _ gjson.Result) bool {
+		i := -1
+		switch k.Str {
+		case "model":
+			i = 0
+		case "stream":
+			i = 1
+		case "stream_options":
+			i = 2
+		}
+		if i >= 0 {
+			if seen[i] {
+				dup = k.Str
+				return false
+			}
+			seen[i] = true
+		}
+		return true
+	})
+	return dup
 }
 
 // SetModel returns body with its model field set to model. It edits the

@@ -136,6 +136,9 @@ func (h *Route) serveGenerate(w http.ResponseWriter, r *http.Request, next caddy
 	status := tw.status
 	if err != nil && !tw.wrote {
 		e := upstreamError(dec, err)
+		if e.Code == "upstream_error" {
+			g.Logger.Warn("upstream failed", zap.String("provider", dec.Provider.Name), zap.String("model", dec.Model.ID), zap.Error(err))
+		}
 		entry.ErrorKind = "upstream_unreachable"
 		if e.Status < 500 || e.Status == http.StatusNotImplemented {
 			entry.ErrorKind = "gateway"
@@ -145,6 +148,9 @@ func (h *Route) serveGenerate(w http.ResponseWriter, r *http.Request, next caddy
 	} else if err != nil {
 		entry.ErrorKind = "upstream_broken"
 		g.Logger.Warn("upstream failed after the answer began", zap.String("provider", dec.Provider.Name), zap.String("model", dec.Model.ID), zap.Error(err))
+	} else if status == 499 {
+		// reverse_proxy's status for a client that went away first.
+		entry.ErrorKind = "client_closed"
 	} else if status >= 400 {
 		entry.ErrorKind = "upstream_status"
 	}
@@ -221,9 +227,11 @@ func upstreamError(d *routing.Decision, err error) *dialects.Error {
 	if status < 500 {
 		status = http.StatusBadGateway
 	}
-	msg := "provider " + d.Provider.Name + " could not be reached: " + err.Error()
+	// The cause (dial addresses of internal hosts) goes to the log, not
+	// to the client.
+	msg := "provider " + d.Provider.Name + " could not be reached"
 	if status == http.StatusGatewayTimeout {
-		msg = "provider " + d.Provider.Name + " timed out: " + err.Error()
+		msg = "provider " + d.Provider.Name + " timed out"
 	}
 	return &dialects.Error{Status: status, Code: "upstream_error", Message: msg}
 }

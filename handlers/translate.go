@@ -55,19 +55,26 @@ func (h *Translate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 
 	tap := newUsageTap(w, target, target == dialects.OpenAI && ex.Request.Stream && !ex.Request.StreamUsage)
 	start := h.GW.Now()
-	err = upstream.ServeHTTP(tap, r, next)
-	ex.UpstreamMS = float64(h.GW.Now().Sub(start).Microseconds()) / 1000
-	tap.finish()
-	ex.Status = tap.status
-	if u, ok := tap.usage(); ok {
-		ex.Usage, ex.UsageSeen = u, true
-	}
-	return err
+	// Deferred so that a stream aborted half-way (reverse_proxy panics
+	// with http.ErrAbortHandler) still hands the usage read so far to
+	// the ledger: the provider bills the input of an aborted stream.
+	defer func() {
+		ex.UpstreamMS = float64(h.GW.Now().Sub(start).Microseconds()) / 1000
+		tap.finish()
+		ex.Status = tap.status
+		if u, ok := tap.usage(); ok {
+			ex.Usage, ex.UsageSeen = u, true
+		}
+	}()
+	return upstream.ServeHTTP(tap, r, next)
 }
 
-// clientAuthHeaders are the headers a client may carry its gateway key in;
-// none of them is forwarded upstream.
-var clientAuthHeaders = []string{"Authorization", "X-Api-Key", "Api-Key", "X-Goog-Api-Key", "Proxy-Authorization"}
+// clientOnlyHeaders are never forwarded upstream: the headers a client
+// may carry its gateway key in, its cookies, the OpenAI organization and
+// project of the client's own account (they would clash with the
+// provider key's), and headers that reveal the client's address.
+var clientOnlyHeaders = []string{"Authorization", "X-Api-Key", "Api-Key", "X-Goog-Api-Key", "Proxy-Authorization",
+	"Cookie", "Openai-Organization", "Openai-Project", "Forwarded", "X-Real-Ip", "Cf-Connecting-Ip", "True-Client-Ip"}
 
 // prepareUpstream points r at the provider: body, path, credentials.
 func prepareUpstream(r *http.Request, p *routing.Provider, d dialects.Dialect, body []byte, stream bool) {
@@ -80,7 +87,7 @@ func prepareUpstream(r *http.Request, p *routing.Provider, d dialects.Dialect, b
 	// The gateway reads the answer as it passes; let the transport
 	// negotiate (and undo) compression itself.
 	h.Del("Accept-Encoding")
-	for _, k := range clientAuthHeaders {
+	for _, k := range clientOnlyHeaders {
 		h.Del(k)
 	}
 	r.URL.Path = dialects.UpstreamPath(d, p.BasePath(), stream)

@@ -11,8 +11,10 @@ package ledger
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,10 +82,26 @@ type Entry struct {
 // prefix is the ledger's key space in the store.
 var prefix = []byte("ledger/e/")
 
+// ErrClosed is returned by Record after Close.
+var ErrClosed = errors.New("ledger closed")
+
 // Ledger records entries in a Badger database.
 type Ledger struct {
 	db  *badger.DB
 	seq atomic.Uint64
+
+	// mu lets Close wait for writes in progress, so the database is
+	// never closed under one.
+	mu     sync.RWMutex
+	closed bool
+}
+
+// Close waits for writes in progress and makes later ones fail with
+// ErrClosed. Call it before closing the database.
+func (l *Ledger) Close() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
 }
 
 // New returns a ledger over db.
@@ -113,12 +131,22 @@ func (l *Ledger) Record(e Entry) error {
 		return fmt.Errorf("encoding ledger entry: %w", err)
 	}
 	k := l.key(e.Time)
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return ErrClosed
+	}
 	return l.db.Update(func(txn *badger.Txn) error { return txn.Set(k, v) })
 }
 
 // Each calls fn for every entry with from <= Time < to, oldest first. A
 // zero to means no upper bound.
 func (l *Ledger) Each(from, to time.Time, fn func(Entry) error) error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return ErrClosed
+	}
 	return l.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()

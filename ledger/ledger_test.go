@@ -66,6 +66,10 @@ func TestRecordAndEach(t *testing.T) {
 	if n != 20 {
 		t.Errorf("window holds %d entries, want 20", n)
 	}
+	l.Close()
+	if err := l.Record(Entry{Model: "late"}); err != ErrClosed {
+		t.Errorf("Record after Close: %v", err)
+	}
 }
 
 // TestEntryHoldsNoContent guards the promise that an entry has metadata

@@ -121,14 +121,11 @@ func (p *Provider) Unavailable() string {
 	return fmt.Sprintf("provider %s has no API key: its api_key %q resolved to an empty value", p.Name, p.KeySource)
 }
 
-// EnvName returns NAME when s is exactly "{env.NAME}" or "{$NAME}", else "".
+// EnvName returns NAME when s is exactly "{env.NAME}", else "".
 func EnvName(s string) string {
 	s = strings.TrimSpace(s)
-	switch {
-	case strings.HasPrefix(s, "{env.") && strings.HasSuffix(s, "}"):
+	if strings.HasPrefix(s, "{env.") && strings.HasSuffix(s, "}") {
 		return s[len("{env.") : len(s)-1]
-	case strings.HasPrefix(s, "{$") && strings.HasSuffix(s, "}"):
-		return s[2 : len(s)-1]
 	}
 	return ""
 }

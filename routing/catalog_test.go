@@ -94,7 +94,7 @@ func TestParse(t *testing.T) {
 	if _, err := ParseCapability("telepathy"); err == nil {
 		t.Error("bad capability accepted")
 	}
-	if EnvName("{env.FOO}") != "FOO" || EnvName("{$BAR}") != "BAR" || EnvName("literal") != "" {
+	if EnvName("{env.FOO}") != "FOO" || EnvName("{$BAR}") != "" || EnvName("literal") != "" {
 		t.Error("EnvName")
 	}
 }
