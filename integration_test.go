@@ -218,6 +218,9 @@ func TestChatCompletionJSON(t *testing.T) {
 	if r.Header.Get("X-Forwarded-For") != "" {
 		t.Error("X-Forwarded-For reached the provider")
 	}
+	if want := strings.TrimPrefix(srv.URL, "http://"); r.Host != want {
+		t.Errorf("upstream Host = %q, want the provider's own %q", r.Host, want)
+	}
 	if got := gjson.GetBytes(r.Body, "model").Str; got != "upstream-small" {
 		t.Errorf("upstream model = %q", got)
 	}
@@ -424,6 +427,42 @@ func TestPassThroughOtherDialects(t *testing.T) {
 	resp, body = post(t, "/v1/chat/completions", nil, `{"model":"claude","messages":[]}`)
 	if resp.StatusCode != 501 || !bytes.Contains(body, []byte("anthropic")) {
 		t.Errorf("cross-dialect: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestClientAbortKeepsUsage: a client that goes away mid-stream still
+// leaves a ledger entry with the input tokens the provider reported (and
+// bills) at the start of the stream.
+func TestClientAbortKeepsUsage(t *testing.T) {
+	start := time.Now()
+	mock, srv := startMock(t)
+	mock.ChunkDelay = 200 * time.Millisecond
+	tester := caddytest.NewTester(t)
+	tester.InitServer(gatewayConfig(t, srv.URL, storageDir, "", ""), "caddyfile")
+
+	req, _ := http.NewRequest("POST", base+"/v1/messages",
+		strings.NewReader(`{"model":"claude","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(resp.Body)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(line, "message_start") && strings.HasPrefix(line, "data:") {
+			break
+		}
+	}
+	resp.Body.Close() // the user pressed Stop
+	entries := waitLedger(t, start, 1)
+	if len(entries) != 1 {
+		t.Fatalf("%d ledger entries", len(entries))
+	}
+	if e := entries[0]; e.Input != mockllm.InputTokens || e.ErrorKind == "" {
+		t.Errorf("aborted stream entry: %+v", e)
 	}
 }
 

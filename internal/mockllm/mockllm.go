@@ -38,6 +38,7 @@ const (
 // Received is one request as the mock saw it.
 type Received struct {
 	Method string
+	Host   string
 	Path   string
 	Header http.Header
 	Body   []byte
@@ -77,7 +78,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.count++
 	if len(s.received) < keep {
-		s.received = append(s.received, Received{r.Method, r.URL.Path, r.Header.Clone(), body})
+		s.received = append(s.received, Received{r.Method, r.Host, r.URL.Path, r.Header.Clone(), body})
 	}
 	s.mu.Unlock()
 	if s.Delay > 0 {
