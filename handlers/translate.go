@@ -34,16 +34,14 @@ func (h *Translate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	d := ex.Decision
 	client := ex.Endpoint.Dialect
 	target := dialects.Dialect(d.Provider.Dialect)
-	if client != target {
-		return &dialects.Error{Status: http.StatusNotImplemented, Code: "translation_unsupported",
-			Message: "model " + d.Model.ID + " is served by provider " + d.Provider.Name + " in the " + string(target) +
-				" dialect, and this gateway does not translate " + string(client) + " requests to " + string(target)}
-	}
 	upstream := h.GW.Upstreams[d.Provider.Name]
 	if upstream == nil {
 		return &dialects.Error{Status: http.StatusInternalServerError, Message: "no upstream configured for provider " + d.Provider.Name}
 	}
 
+	if client != target {
+		return h.translate(w, r, next, ex, upstream, client, target)
+	}
 	body, err := dialects.SetModel(ex.Body, d.Model.UpstreamID)
 	if err == nil {
 		body, err = dialects.RequestStreamUsage(target, body, ex.Request)
@@ -67,6 +65,39 @@ func (h *Translate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		}
 	}()
 	return upstream.ServeHTTP(tap, r, next)
+}
+
+// translate serves a request whose client and provider speak different
+// dialects: the request is decoded to the neutral model and encoded for
+// the provider, the answer translated back (streams event by event).
+func (h *Translate) translate(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, ex *Exchange,
+	upstream caddyhttp.MiddlewareHandler, client, target dialects.Dialect) (err error) {
+	d := ex.Decision
+	body, derr := dialects.TranslateRequest(client, target, ex.Body, dialects.EncodeOptions{
+		Model:            d.Model.UpstreamID,
+		DefaultMaxTokens: d.Model.MaxOutput,
+		Reasoning:        d.Model.Has(routing.CapReasoning),
+	})
+	if derr != nil {
+		return derr
+	}
+	prepareUpstream(r, d.Provider, target, body, ex.Request.Stream)
+	tw := newTranslateWriter(w, target, client, ex.Request.Stream, dialects.StreamOptions{
+		Model: d.Model.ID, IncludeUsage: ex.Request.StreamUsage, Created: h.GW.Now().Unix(),
+	})
+	start := h.GW.Now()
+	aborted := true
+	defer func() {
+		ex.UpstreamMS = float64(h.GW.Now().Sub(start).Microseconds()) / 1000
+		tw.finish(aborted)
+		ex.Status = tw.status
+		if tw.usageOK {
+			ex.Usage, ex.UsageSeen = tw.usage, true
+		}
+	}()
+	err = upstream.ServeHTTP(tw, r, next)
+	aborted = err != nil && tw.wroteHeader
+	return err
 }
 
 // clientOnlyHeaders are never forwarded upstream: the headers a client

@@ -1,0 +1,320 @@
+package dialects
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+)
+
+// EventKind is the kind of a neutral stream event.
+type EventKind uint8
+
+// The neutral stream events.
+const (
+	// EvStart opens the answer (ID, Model; Usage when the provider
+	// reports input tokens up front).
+	EvStart EventKind = iota + 1
+	// EvText, EvThinking and EvSignature carry a Text fragment.
+	EvText
+	EvThinking
+	EvSignature
+	// EvToolStart opens tool call Index (ID, Name); EvToolArgs carries a
+	// fragment of its arguments in Text.
+	EvToolStart
+	EvToolArgs
+	// EvFinish ends the answer (Stop, NativeStop, Usage).
+	EvFinish
+	// EvError ends the answer with an error (Text; Status when known).
+	EvError
+)
+
+// Event is one neutral stream event.
+type Event struct {
+	Kind       EventKind
+	Text       string
+	Index      int
+	ID, Name   string
+	Model      string
+	Stop       StopReason
+	NativeStop string
+	Usage      Usage
+	Status     int
+}
+
+// streamDecoder turns one upstream dialect's events into neutral ones.
+type streamDecoder interface {
+	// event handles one SSE event (name may be "") or NDJSON line.
+	event(name string, data []byte, emit func(Event))
+	// end is called when the upstream body ends.
+	end(emit func(Event))
+}
+
+// streamEncoder renders neutral events in a client's dialect.
+type streamEncoder interface {
+	encode(e Event, out []byte) []byte
+}
+
+// StreamOptions configure a StreamTranslator.
+type StreamOptions struct {
+	// Model is the model name shown to the client.
+	Model string
+	// IncludeUsage: the OpenAI client asked for a usage chunk.
+	IncludeUsage bool
+	// Created is the OpenAI "created" timestamp.
+	Created int64
+}
+
+// StreamTranslator translates a stream from one dialect to another as
+// the bytes arrive, event by event: whatever upstream bytes complete an
+// event are translated and returned at once, nothing is held back
+// longer than it takes an event to be complete.
+type StreamTranslator struct {
+	from    Dialect
+	parser  frameParser
+	dec     streamDecoder
+	enc     streamEncoder
+	out     []byte
+	usage   Usage
+	seen    bool
+	done    bool
+	emitted bool
+}
+
+// ErrUnsupportedStream is returned for dialect pairs with no translation.
+var ErrUnsupportedStream = errors.New("no stream translation between these dialects")
+
+// NewStreamTranslator returns a translator from an upstream dialect to a
+// client dialect.
+func NewStreamTranslator(from, to Dialect, o StreamOptions) (*StreamTranslator, error) {
+	t := &StreamTranslator{from: from}
+	switch from {
+	case OpenAI:
+		t.dec = &openAIStreamDecoder{}
+	case Anthropic:
+		t.dec = &anthropicStreamDecoder{}
+	case Ollama:
+		t.dec = &ollamaStreamDecoder{}
+		t.parser.ndjson = true
+	default:
+		return nil, ErrUnsupportedStream
+	}
+	switch to {
+	case OpenAI:
+		t.enc = &openAIStreamEncoder{model: o.Model, includeUsage: o.IncludeUsage, created: o.Created}
+	case Anthropic:
+		t.enc = &anthropicStreamEncoder{model: o.Model}
+	case Ollama:
+		t.enc = &ollamaStreamEncoder{model: o.Model}
+	default:
+		return nil, ErrUnsupportedStream
+	}
+	return t, nil
+}
+
+func (t *StreamTranslator) emit(e Event) {
+	if t.done {
+		return
+	}
+	switch e.Kind {
+	case EvStart:
+		if !e.Usage.IsZero() {
+			t.usage, t.seen = e.Usage, true
+		}
+	case EvFinish:
+		if !e.Usage.IsZero() {
+			t.usage, t.seen = e.Usage, true
+		}
+		t.done = true
+	case EvError:
+		t.done = true
+	}
+	t.out = t.enc.encode(e, t.out)
+}
+
+// Write takes upstream bytes and returns the client bytes they complete.
+// The returned slice is valid until the next call.
+func (t *StreamTranslator) Write(p []byte) []byte {
+	t.out = t.out[:0]
+	t.parser.feed(p, func(name string, data []byte) {
+		if !t.done {
+			t.dec.event(name, data, t.emit)
+		}
+	}, func(err error) {
+		t.emit(Event{Kind: EvError, Text: err.Error(), Status: 502})
+	})
+	return t.out
+}
+
+// Close is called when the upstream body ends. A stream that ended
+// without its end event becomes an error event in the client's dialect,
+// never a clean-looking end.
+func (t *StreamTranslator) Close() []byte {
+	t.out = t.out[:0]
+	t.parser.flush(func(name string, data []byte) {
+		if !t.done {
+			t.dec.event(name, data, t.emit)
+		}
+	})
+	if !t.done {
+		t.dec.end(t.emit)
+	}
+	if !t.done {
+		t.emit(Event{Kind: EvError, Text: "the provider's stream ended before the answer was complete", Status: 502})
+	}
+	return t.out
+}
+
+// Abort ends the client's stream with an error, e.g. when reading the
+// upstream failed.
+func (t *StreamTranslator) Abort(msg string) []byte {
+	t.out = t.out[:0]
+	if !t.done {
+		t.emit(Event{Kind: EvError, Text: msg, Status: 502})
+	}
+	return t.out
+}
+
+// Usage returns the usage the upstream reported.
+func (t *StreamTranslator) Usage() (Usage, bool) { return t.usage, t.seen }
+
+// maxFrame bounds one SSE event or NDJSON line.
+const maxFrame = 8 << 20
+
+// frameParser splits a byte stream into SSE events (by the SSE spec: LF,
+// CRLF or CR line ends, "event:" and "data:" fields, multi-line data
+// joined with LF, comments ignored) or NDJSON lines.
+type frameParser struct {
+	ndjson  bool
+	line    []byte
+	name    []byte
+	data    []byte
+	hasData bool
+	cr      bool // last byte was CR: skip a following LF
+	over    bool
+}
+
+func (f *frameParser) feed(p []byte, event func(name string, data []byte), fail func(error)) {
+	for len(p) > 0 {
+		if f.cr {
+			f.cr = false
+			if p[0] == '\n' {
+				p = p[1:]
+				continue
+			}
+		}
+		i := bytes.IndexAny(p, "\r\n")
+		if i < 0 {
+			f.appendLine(p, fail)
+			return
+		}
+		f.appendLine(p[:i], fail)
+		if p[i] == '\r' {
+			f.cr = true
+		}
+		p = p[i+1:]
+		f.endLine(event)
+	}
+}
+
+func (f *frameParser) appendLine(p []byte, fail func(error)) {
+	if f.over {
+		return
+	}
+	if len(f.line)+len(f.data)+len(p) > maxFrame {
+		f.over = true
+		f.line = f.line[:0]
+		fail(fmt.Errorf("a stream event from the provider is larger than %d bytes", maxFrame))
+		return
+	}
+	f.line = append(f.line, p...)
+}
+
+func (f *frameParser) endLine(event func(name string, data []byte)) {
+	line := f.line
+	f.line = f.line[:0]
+	if f.over {
+		f.over = false
+		return
+	}
+	if f.ndjson {
+		if len(bytes.TrimSpace(line)) > 0 {
+			event("", line)
+		}
+		return
+	}
+	if len(line) == 0 {
+		if f.hasData {
+			event(string(f.name), f.data)
+		}
+		f.name, f.data, f.hasData = f.name[:0], f.data[:0], false
+		return
+	}
+	if line[0] == ':' {
+		return
+	}
+	field, value, _ := bytes.Cut(line, []byte(":"))
+	if len(value) > 0 && value[0] == ' ' {
+		value = value[1:]
+	}
+	switch string(field) {
+	case "event":
+		f.name = append(f.name[:0], value...)
+	case "data":
+		if f.hasData {
+			f.data = append(f.data, '\n')
+		}
+		f.data = append(f.data, value...)
+		f.hasData = true
+	}
+}
+
+// flush delivers a last event or line not followed by its terminator.
+func (f *frameParser) flush(event func(name string, data []byte)) {
+	if len(f.line) > 0 {
+		f.endLine(event)
+	}
+	if !f.ndjson && f.hasData {
+		event(string(f.name), f.data)
+		f.name, f.data, f.hasData = f.name[:0], f.data[:0], false
+	}
+}
+
+// ResponseStream renders a complete answer as a stream in dialect to, for
+// a client that asked for a stream and got a whole answer (a provider
+// that ignored the stream flag, or a cached answer).
+func ResponseStream(to Dialect, r *ChatResponse, o StreamOptions) ([]byte, error) {
+	t := &StreamTranslator{}
+	switch to {
+	case OpenAI:
+		t.enc = &openAIStreamEncoder{model: o.Model, includeUsage: o.IncludeUsage, created: o.Created}
+	case Anthropic:
+		t.enc = &anthropicStreamEncoder{model: o.Model}
+	case Ollama:
+		t.enc = &ollamaStreamEncoder{model: o.Model}
+	default:
+		return nil, ErrUnsupportedStream
+	}
+	t.emit(Event{Kind: EvStart, ID: r.ID, Model: r.Model, Usage: Usage{Input: r.Usage.Input, CachedInput: r.Usage.CachedInput, CacheWrite: r.Usage.CacheWrite}})
+	tool := 0
+	for _, p := range r.Parts {
+		switch p.Type {
+		case PartText:
+			if p.Text != "" {
+				t.emit(Event{Kind: EvText, Text: p.Text})
+			}
+		case PartThinking:
+			if p.Text != "" {
+				t.emit(Event{Kind: EvThinking, Text: p.Text})
+			}
+			if p.Signature != "" {
+				t.emit(Event{Kind: EvSignature, Text: p.Signature})
+			}
+		case PartToolCall:
+			t.emit(Event{Kind: EvToolStart, Index: tool, ID: p.ID, Name: p.Name})
+			t.emit(Event{Kind: EvToolArgs, Index: tool, Text: p.Args})
+			tool++
+		}
+	}
+	t.emit(Event{Kind: EvFinish, Stop: r.Stop, NativeStop: r.NativeStop, Usage: r.Usage})
+	return t.out, nil
+}

@@ -1,0 +1,103 @@
+package dialects
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// DecodeRequest reads a generation request of dialect d.
+func DecodeRequest(d Dialect, body []byte) (*ChatRequest, *Error) {
+	switch d {
+	case OpenAI:
+		return DecodeOpenAIRequest(body)
+	case Anthropic:
+		return DecodeAnthropicRequest(body)
+	case Ollama:
+		return DecodeOllamaRequest(body)
+	}
+	return nil, &Error{Status: http.StatusBadRequest, Message: "requests of dialect " + string(d) + " cannot be translated"}
+}
+
+// EncodeRequest writes r as a generation request of dialect d.
+func EncodeRequest(d Dialect, r *ChatRequest, o EncodeOptions) ([]byte, error) {
+	switch d {
+	case OpenAI:
+		return EncodeOpenAIRequest(r, o)
+	case Anthropic:
+		return EncodeAnthropicRequest(r, o)
+	case Ollama:
+		return EncodeOllamaRequest(r, o)
+	}
+	return nil, fmt.Errorf("requests cannot be translated to dialect %s", d)
+}
+
+// TranslateRequest rewrites a request body from one dialect to another.
+// Errors are 400s in the client's terms.
+func TranslateRequest(from, to Dialect, body []byte, o EncodeOptions) ([]byte, *Error) {
+	r, derr := DecodeRequest(from, body)
+	if derr != nil {
+		return nil, derr
+	}
+	out, err := EncodeRequest(to, r, o)
+	if err != nil {
+		return nil, &Error{Status: http.StatusBadRequest, Message: err.Error()}
+	}
+	return out, nil
+}
+
+// DecodeResponse reads a non-streamed answer of dialect d.
+func DecodeResponse(d Dialect, body []byte) (*ChatResponse, error) {
+	switch d {
+	case OpenAI:
+		return DecodeOpenAIResponse(body)
+	case Anthropic:
+		return DecodeAnthropicResponse(body)
+	case Ollama:
+		return DecodeOllamaResponse(body)
+	}
+	return nil, fmt.Errorf("answers of dialect %s cannot be translated", d)
+}
+
+// EncodeResponse writes r as a non-streamed answer of dialect d, naming
+// model as the model that answered.
+func EncodeResponse(d Dialect, r *ChatResponse, model string) ([]byte, error) {
+	switch d {
+	case OpenAI:
+		return EncodeOpenAIResponse(r, model, time.Now().Unix())
+	case Anthropic:
+		return EncodeAnthropicResponse(r, model)
+	case Ollama:
+		return EncodeOllamaResponse(r, model)
+	}
+	return nil, fmt.Errorf("answers cannot be translated to dialect %s", d)
+}
+
+// UpstreamError reads the error a provider of dialect d answered with
+// status, and restates it for a client: the provider's message is kept,
+// the status is one the client's SDK understands (Anthropic's 529
+// "overloaded" becomes 503 for OpenAI and Ollama clients).
+func UpstreamError(d, client Dialect, status int, body []byte) *Error {
+	msg := ""
+	if gjson.ValidBytes(body) {
+		root := gjson.ParseBytes(body)
+		for _, path := range []string{"error.message", "message", "error"} {
+			if v := root.Get(path); v.Type == gjson.String && v.Str != "" {
+				msg = v.Str
+				break
+			}
+		}
+	}
+	if msg == "" {
+		msg = http.StatusText(status)
+		if msg == "" {
+			msg = fmt.Sprintf("status %d", status)
+		}
+	}
+	if status == 529 && client != Anthropic {
+		status = http.StatusServiceUnavailable
+	}
+	return &Error{Status: status, Message: "provider error: " + msg}
+}

@@ -1,0 +1,176 @@
+package handlers
+
+import (
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/llmgate/caddy-llmgate/dialects"
+)
+
+// translateBodyLimit caps a buffered (non-streamed) answer or error body
+// from a provider whose dialect differs from the client's.
+const translateBodyLimit = 32 << 20
+
+// translateWriter turns a provider's answer in one dialect into the
+// client's dialect. Streams are translated event by event as they pass
+// (each Write forwards what it completes, each Flush reaches the client);
+// a whole answer or an error body is read to its end and rewritten.
+type translateWriter struct {
+	*caddyhttp.ResponseWriterWrapper
+	from, to dialects.Dialect
+	opts     dialects.StreamOptions
+	// wantStream: the client asked for a stream.
+	wantStream bool
+
+	status      int
+	wroteHeader bool
+	stream      *dialects.StreamTranslator
+	buf         []byte
+	over        bool
+	finished    bool
+	usage       dialects.Usage
+	usageOK     bool
+}
+
+func newTranslateWriter(w http.ResponseWriter, from, to dialects.Dialect, wantStream bool, o dialects.StreamOptions) *translateWriter {
+	return &translateWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
+		from: from, to: to, opts: o, wantStream: wantStream}
+}
+
+// streamContentType is the content type of a stream in dialect d.
+func streamContentType(d dialects.Dialect) string {
+	if d == dialects.Ollama {
+		return "application/x-ndjson"
+	}
+	return "text/event-stream"
+}
+
+func (t *translateWriter) WriteHeader(code int) {
+	if t.wroteHeader || code < 200 {
+		return
+	}
+	t.wroteHeader, t.status = true, code
+	ct, _, _ := mime.ParseMediaType(t.Header().Get("Content-Type"))
+	isStream := ct == "text/event-stream" || ct == "application/x-ndjson" ||
+		(t.from == dialects.Ollama && t.wantStream && t.Header().Get("Content-Length") == "")
+	if code == http.StatusOK && isStream {
+		tr, err := dialects.NewStreamTranslator(t.from, t.to, t.opts)
+		if err == nil {
+			t.stream = tr
+			h := t.Header()
+			h.Set("Content-Type", streamContentType(t.to))
+			h.Set("Cache-Control", "no-cache")
+			h.Del("Content-Length")
+			t.ResponseWriterWrapper.WriteHeader(code)
+			return
+		}
+	}
+	// Everything else is read whole and rewritten in finish.
+}
+
+func (t *translateWriter) Write(p []byte) (int, error) {
+	if !t.wroteHeader {
+		t.WriteHeader(http.StatusOK)
+	}
+	if t.stream != nil {
+		if out := t.stream.Write(p); len(out) > 0 {
+			if _, err := t.ResponseWriterWrapper.Write(out); err != nil {
+				return 0, err
+			}
+		}
+		return len(p), nil
+	}
+	if !t.over {
+		if len(t.buf)+len(p) > translateBodyLimit {
+			t.over, t.buf = true, nil
+		} else {
+			t.buf = append(t.buf, p...)
+		}
+	}
+	return len(p), nil
+}
+
+// ReadFrom keeps io.Copy on Write.
+func (t *translateWriter) ReadFrom(src io.Reader) (int64, error) {
+	return io.Copy(writerOnly{t}, src)
+}
+
+// FlushError passes flushes through for streams only: a buffered answer
+// must not have its (untranslated) headers sent early.
+func (t *translateWriter) FlushError() error {
+	if t.stream == nil {
+		return nil
+	}
+	return http.NewResponseController(t.ResponseWriterWrapper.ResponseWriter).Flush()
+}
+
+// finish completes the client's answer once the provider's has ended (or
+// broken off: aborted).
+func (t *translateWriter) finish(aborted bool) {
+	if t.finished || !t.wroteHeader {
+		return
+	}
+	t.finished = true
+	w := t.ResponseWriterWrapper.ResponseWriter
+	if t.stream != nil {
+		var out []byte
+		if aborted {
+			out = t.stream.Abort("the connection to the provider broke off before the answer was complete")
+		} else {
+			out = t.stream.Close()
+		}
+		if len(out) > 0 {
+			_, _ = w.Write(out)
+			_ = http.NewResponseController(w).Flush()
+		}
+		t.usage, t.usageOK = t.stream.Usage()
+		return
+	}
+	h := w.Header()
+	h.Del("Content-Encoding")
+	if t.status >= 300 || t.over {
+		if t.over {
+			t.status = http.StatusBadGateway
+		}
+		dialects.WriteError(w, t.to, dialects.UpstreamError(t.from, t.to, t.status, t.buf))
+		t.status = statusOf(t.to, t.status)
+		return
+	}
+	resp, err := dialects.DecodeResponse(t.from, t.buf)
+	if err != nil {
+		h.Del("Content-Length")
+		dialects.WriteError(w, t.to, &dialects.Error{Status: http.StatusBadGateway, Message: "the provider's answer could not be read: " + err.Error()})
+		t.status = http.StatusBadGateway
+		return
+	}
+	t.usage, t.usageOK = resp.Usage, true
+	var out []byte
+	if t.wantStream {
+		out, err = dialects.ResponseStream(t.to, resp, t.opts)
+		h.Set("Content-Type", streamContentType(t.to))
+	} else {
+		out, err = dialects.EncodeResponse(t.to, resp, t.opts.Model)
+		h.Set("Content-Type", "application/json")
+	}
+	if err != nil {
+		dialects.WriteError(w, t.to, &dialects.Error{Status: http.StatusInternalServerError, Message: err.Error()})
+		t.status = http.StatusInternalServerError
+		return
+	}
+	h.Set("Content-Length", strconv.Itoa(len(out)))
+	w.WriteHeader(t.status)
+	_, _ = w.Write(out)
+}
+
+// statusOf is the status a client of dialect d is shown for an upstream
+// status (see dialects.UpstreamError).
+func statusOf(d dialects.Dialect, status int) int {
+	if status == 529 && d != dialects.Anthropic {
+		return http.StatusServiceUnavailable
+	}
+	return status
+}
