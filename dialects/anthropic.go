@@ -291,7 +291,8 @@ func EncodeAnthropicRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 			}
 			req["temperature"] = t
 		}
-		if r.TopP != nil {
+		// Newer Claude models take temperature or top_p, not both.
+		if r.TopP != nil && r.Temperature == nil {
 			req["top_p"] = *r.TopP
 		}
 	}

@@ -1,6 +1,10 @@
 package dialects
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
 
 // FuzzReadRequest: arbitrary bodies never panic and every rejection is a
 // 400.
@@ -27,6 +31,70 @@ func FuzzUsage(f *testing.F) {
 			UsageFromBody(d, data)
 			s := StreamUsage{Dialect: d}
 			s.Event(data)
+		}
+	})
+}
+
+// FuzzTranslateRequest: request decoders and encoders never panic.
+func FuzzTranslateRequest(f *testing.F) {
+	for _, name := range []string{"request.openai.json", "request.anthropic.json", "request.ollama.json"} {
+		if b, err := os.ReadFile(filepath.Join("testdata", "translate", name)); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, from := range ProviderDialects {
+			for _, to := range ProviderDialects {
+				_, _ = TranslateRequest(from, to, body, EncodeOptions{Model: "m", DefaultMaxTokens: 10})
+			}
+		}
+	})
+}
+
+// FuzzTranslateResponse: answer decoders never panic.
+func FuzzTranslateResponse(f *testing.F) {
+	for _, name := range []string{"response.openai.json", "response.anthropic.json", "response.ollama.json"} {
+		if b, err := os.ReadFile(filepath.Join("testdata", "translate", name)); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, from := range ProviderDialects {
+			r, err := DecodeResponse(from, body)
+			if err != nil {
+				continue
+			}
+			for _, to := range ProviderDialects {
+				_, _ = EncodeResponse(to, r, "m")
+			}
+		}
+	})
+}
+
+// FuzzStreamTranslator: arbitrary upstream bytes, split at an arbitrary
+// point, never panic, and the output stays bounded by a multiple of the
+// input (no runaway buffering).
+func FuzzStreamTranslator(f *testing.F) {
+	for _, name := range []string{"stream.openai.txt", "stream.anthropic.txt", "stream.ollama.txt"} {
+		if b, err := os.ReadFile(filepath.Join("testdata", "translate", name)); err == nil {
+			f.Add(b, uint16(7))
+		}
+	}
+	f.Fuzz(func(t *testing.T, in []byte, cut uint16) {
+		for _, from := range ProviderDialects {
+			for _, to := range ProviderDialects {
+				tr, err := NewStreamTranslator(from, to, StreamOptions{Model: "m", IncludeUsage: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				c := int(cut) % (len(in) + 1)
+				n := len(tr.Write(in[:c]))
+				n += len(tr.Write(in[c:]))
+				n += len(tr.Close())
+				if n > 64*len(in)+4096 {
+					t.Fatalf("%s→%s: %d output bytes for %d input bytes", from, to, n, len(in))
+				}
+			}
 		}
 	})
 }

@@ -181,7 +181,12 @@ func ensureToolIDs(parts []Part) {
 }
 
 // NewID returns prefix followed by 24 random base-62 characters.
-func NewID(prefix string) string {
+func NewID(prefix string) string { return idSource(prefix) }
+
+// idSource makes ids; tests make it deterministic.
+var idSource = randomID
+
+func randomID(prefix string) string {
 	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 	var b [24]byte
 	_, _ = rand.Read(b[:])

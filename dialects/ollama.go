@@ -300,10 +300,13 @@ func EncodeOllamaResponse(r *ChatResponse, model string) ([]byte, error) {
 	if tc := ollamaToolCalls(r.Parts); len(tc) > 0 {
 		msg["tool_calls"] = tc
 	}
-	return json.Marshal(map[string]any{"model": model, "created_at": time.Now().UTC().Format(time.RFC3339Nano), "message": msg,
+	return json.Marshal(map[string]any{"model": model, "created_at": now().UTC().Format(time.RFC3339Nano), "message": msg,
 		"done": true, "done_reason": ollamaDoneReason(r.Stop), "total_duration": 0,
 		"prompt_eval_count": r.Usage.Input, "eval_count": r.Usage.Output})
 }
+
+// now is the clock of Ollama's created_at fields; tests replace it.
+var now = time.Now
 
 type ollamaStreamDecoder struct {
 	started bool
@@ -363,7 +366,7 @@ type ollamaStreamEncoder struct {
 
 func (e *ollamaStreamEncoder) line(out []byte, v map[string]any) []byte {
 	v["model"] = e.model
-	v["created_at"] = time.Now().UTC().Format(time.RFC3339Nano)
+	v["created_at"] = now().UTC().Format(time.RFC3339Nano)
 	b, _ := json.Marshal(v)
 	out = append(out, b...)
 	return append(out, '\n')

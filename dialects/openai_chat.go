@@ -296,10 +296,11 @@ func EncodeOpenAIRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 			req["max_tokens"] = r.MaxTokens
 		}
 	}
-	if r.Temperature != nil {
+	// OpenAI's reasoning models reject sampling parameters.
+	if r.Temperature != nil && !o.Reasoning {
 		req["temperature"] = *r.Temperature
 	}
-	if r.TopP != nil {
+	if r.TopP != nil && !o.Reasoning {
 		req["top_p"] = *r.TopP
 	}
 	if len(r.Stop) > 0 {

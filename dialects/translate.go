@@ -3,7 +3,6 @@ package dialects
 import (
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/tidwall/gjson"
 )
@@ -66,7 +65,7 @@ func DecodeResponse(d Dialect, body []byte) (*ChatResponse, error) {
 func EncodeResponse(d Dialect, r *ChatResponse, model string) ([]byte, error) {
 	switch d {
 	case OpenAI:
-		return EncodeOpenAIResponse(r, model, time.Now().Unix())
+		return EncodeOpenAIResponse(r, model, now().Unix())
 	case Anthropic:
 		return EncodeAnthropicResponse(r, model)
 	case Ollama:
