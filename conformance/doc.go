@@ -1,11 +1,27 @@
-// Package conformance checks the gateway against the official OpenAI SDKs.
+// Package conformance checks the gateway against official SDKs of the
+// three client dialects it serves: OpenAI Chat Completions, Anthropic
+// Messages and Ollama's native chat.
 //
 // The tests use the SDKs exactly as an application would: as clients of
 // the built gateway binary (Caddy with the llmgate modules), which runs as
 // a separate process in front of the mock provider from
-// internal/mockllm. The Go tests drive openai-go; a Node script under js/
-// drives the official openai package for JavaScript. Every request stays
-// on the loopback interface.
+// internal/mockllm. The gateway serves three models from that one mock,
+// each through a provider of another dialect: gpt-test (OpenAI),
+// claude-test (Anthropic) and llama-test (Ollama). Every client test runs
+// against all three, streamed and not, so that together the tests cover
+// each pair of client dialect and provider dialect, and checks what
+// reached the provider (path, key, upstream model name, and never the
+// client's key).
+//
+// The clients, each pinned to one version (go.mod, js/package.json):
+//   - Go: openai-go (TestOpenAIGo) and anthropic-sdk-go (TestAnthropicGo);
+//   - Node, through the scripts under js/: openai (TestOpenAINode),
+//     @anthropic-ai/sdk in its classic 0.x and its newest 1.x version
+//     (TestAnthropicNode), and ollama (TestOllamaNode). The scripts take
+//     the gateway's URL in GATEWAY_URL and the models in LLMGATE_MODELS
+//     (see js/harness.mjs).
+//
+// Every request stays on the loopback interface.
 //
 // To run the suite from this directory with a binary built beforehand:
 //
@@ -19,6 +35,7 @@
 //
 //	(cd js && npm ci)
 //
-// TestOpenAINode is skipped when node is not on PATH or js/node_modules is
-// missing, unless LLMGATE_REQUIRE_NODE=1, which makes it fail instead.
+// The Node tests are skipped when node is not on PATH or a package they
+// need is missing from js/node_modules, unless LLMGATE_REQUIRE_NODE=1,
+// which makes them fail instead.
 package conformance

@@ -17,24 +17,58 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
-	"github.com/openai/openai-go/v3/shared"
-
 	"github.com/llmgate/caddy-llmgate/internal/mockllm"
 )
 
-// Names and keys shared by the Caddyfile and the tests.
+// Keys shared by the Caddyfile and the tests.
 const (
-	// model is the gateway's model name the clients ask for.
-	model = "gpt-test"
-	// upstreamModel is the name the gateway must send to the provider.
-	upstreamModel = "upstream-model"
-	// providerKey is the provider's API key, known only to the gateway.
+	// providerKey is the OpenAI provider's API key, known only to the gateway.
 	providerKey = "sk-provider-secret"
+	// anthropicProviderKey is the Anthropic provider's API key, known only
+	// to the gateway.
+	anthropicProviderKey = "sk-ant-provider"
 	// clientKey is the key the SDK clients send; it must never reach the provider.
 	clientKey = "client-key"
 )
+
+// modelCase is one of the gateway's models, served by a provider of one
+// dialect. Every client test runs against each of them, so that together
+// the tests cover every pair of client dialect and provider dialect.
+type modelCase struct {
+	// name is the gateway's model name the clients ask for.
+	name string
+	// dialect is the dialect of the provider that serves it.
+	dialect string
+	// upstream is the model name the gateway must send to the provider.
+	upstream string
+}
+
+// models are the gateway's models, one for each provider dialect.
+var models = []modelCase{
+	{name: "gpt-test", dialect: "openai", upstream: "upstream-model"},
+	{name: "claude-test", dialect: "anthropic", upstream: "claude-upstream"},
+	{name: "llama-test", dialect: "ollama", upstream: "llama-upstream"},
+}
+
+// cachedTokens is how many of the input tokens the provider of m reports
+// as read from its cache: the mock reports some in the OpenAI and
+// Anthropic dialects, and Ollama has no such count.
+func (m modelCase) cachedTokens() int64 {
+	if m.dialect == "ollama" {
+		return 0
+	}
+	return mockllm.CachedTokens
+}
+
+// modelList returns ms as the Node scripts read them from LLMGATE_MODELS
+// (see js/harness.mjs): NAME=DIALECT, comma-separated.
+func modelList(ms ...modelCase) string {
+	items := make([]string, len(ms))
+	for i, m := range ms {
+		items[i] = m.name + "=" + m.dialect
+	}
+	return strings.Join(items, ",")
+}
 
 // State set up by TestMain for every test.
 var (
@@ -97,28 +131,46 @@ func run(m *testing.M) int {
 	}
 	caddyfile := filepath.Join(tmp, "Caddyfile")
 	conf := fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	http_port %d
-	https_port %d
+	admin 127.0.0.1:%[1]d
+	http_port %[2]d
+	https_port %[3]d
 	skip_install_trust
 	llm {
-		storage %s
+		storage %[4]s
 		provider mock {
-			url %s
-			api_key %s
+			url %[5]s
+			api_key %[6]s
 		}
-		model %s mock %s {
+		provider mockant {
+			dialect anthropic
+			url %[5]s
+			api_key %[7]s
+		}
+		provider mockollama {
+			dialect ollama
+			url %[5]s
+		}
+		model %[8]s mock %[9]s {
 			price 1 2 0.5
+			capabilities tools
+		}
+		model %[10]s mockant %[11]s {
+			price 3 15 0.3
+			max_output 4096
+			capabilities tools
+		}
+		model %[12]s mockollama %[13]s {
 			capabilities tools
 		}
 	}
 }
-:%d {
+:%[2]d {
 	bind 127.0.0.1
 	llm_route
 	llm_translate
 }
-`, adminPort, httpPort, httpsPort, storage, mockSrv.URL, providerKey, model, upstreamModel, httpPort)
+`, adminPort, httpPort, httpsPort, storage, mockSrv.URL, providerKey, anthropicProviderKey,
+		models[0].name, models[0].upstream, models[1].name, models[1].upstream, models[2].name, models[2].upstream)
 	if err := os.WriteFile(caddyfile, []byte(conf), 0o600); err != nil {
 		fmt.Fprintln(os.Stderr, "conformance:", err)
 		return 1
@@ -155,6 +207,11 @@ func run(m *testing.M) int {
 	}
 
 	code := m.Run()
+	if problems := auditUpstream(); len(problems) > 0 {
+		fmt.Fprintf(os.Stderr, "conformance: %d problems in the requests that reached the mock:\n  %s\n",
+			len(problems), strings.Join(problems, "\n  "))
+		code = 1
+	}
 	if code != 0 {
 		printLog()
 	}
@@ -233,47 +290,6 @@ func printLog() {
 	fmt.Fprintf(os.Stderr, "---- gateway log (%s) ----\n%s---- end of gateway log ----\n", gatewayLog, b)
 }
 
-// weatherTool declares the get_weather function tool.
-func weatherTool() openai.ChatCompletionToolUnionParam {
-	return openai.ChatCompletionFunctionTool(shared.FunctionDefinitionParam{
-		Name:        "get_weather",
-		Description: openai.String("Get the current weather in a city"),
-		Parameters: shared.FunctionParameters{
-			"type": "object",
-			"properties": map[string]any{
-				"city": map[string]any{"type": "string"},
-			},
-			"required": []string{"city"},
-		},
-	})
-}
-
-// newClient returns an openai-go client pointed at the gateway.
-func newClient() openai.Client {
-	return openai.NewClient(
-		option.WithBaseURL(gatewayURL+"/v1/"),
-		option.WithAPIKey(clientKey),
-		option.WithMaxRetries(0),
-	)
-}
-
-// checkToolCall checks that calls is exactly one get_weather call with
-// arguments {"city":"Paris"}.
-func checkToolCall(t *testing.T, calls []openai.ChatCompletionMessageToolCallUnion) {
-	t.Helper()
-	if len(calls) != 1 {
-		t.Fatalf("got %d tool calls, want 1: %+v", len(calls), calls)
-	}
-	call := calls[0]
-	if call.Function.Name != "get_weather" {
-		t.Errorf("tool call name = %q, want get_weather", call.Function.Name)
-	}
-	if call.ID == "" {
-		t.Errorf("tool call has no id")
-	}
-	checkArgs(t, call.Function.Arguments)
-}
-
 // checkArgs checks that args is JSON equal to {"city":"Paris"}.
 func checkArgs(t *testing.T, args string) {
 	t.Helper()
@@ -287,188 +303,130 @@ func checkArgs(t *testing.T, args string) {
 	}
 }
 
-// checkUsage checks the token counts the mock reports.
-func checkUsage(t *testing.T, u openai.CompletionUsage) {
-	t.Helper()
-	if u.PromptTokens != mockllm.InputTokens || u.CompletionTokens != mockllm.OutputTokens {
-		t.Errorf("usage prompt_tokens=%d completion_tokens=%d, want %d and %d",
-			u.PromptTokens, u.CompletionTokens, mockllm.InputTokens, mockllm.OutputTokens)
+// upstreamPathSuffix is how the path of every request the gateway sends
+// to the provider of m ends.
+func (m modelCase) upstreamPathSuffix() string {
+	switch m.dialect {
+	case "anthropic":
+		return "/v1/messages"
+	case "ollama":
+		return "/api/chat"
 	}
+	return "/chat/completions"
+}
+
+// upstreamProblems returns what is wrong with r, a request the gateway
+// sent to the provider of m: it must not carry the client's key, and must
+// go to the generation path of m's provider dialect, with that provider's
+// key and m's upstream model name.
+func upstreamProblems(r mockllm.Received, m modelCase) []string {
+	var problems []string
+	for name, values := range r.Header {
+		for _, v := range values {
+			if strings.Contains(v, clientKey) {
+				problems = append(problems, fmt.Sprintf("header %s carries the client key: %q", name, v))
+			}
+		}
+	}
+	if strings.Contains(string(r.Body), clientKey) {
+		problems = append(problems, "body carries the client key")
+	}
+	if !strings.HasSuffix(r.Path, m.upstreamPathSuffix()) {
+		problems = append(problems, fmt.Sprintf("request for %s (%s provider) went to %s, want a path ending %s",
+			m.name, m.dialect, r.Path, m.upstreamPathSuffix()))
+	}
+	switch m.dialect {
+	case "openai":
+		if got, want := r.Header.Get("Authorization"), "Bearer "+providerKey; got != want {
+			problems = append(problems, fmt.Sprintf("Authorization = %q, want %q", got, want))
+		}
+	case "anthropic":
+		if got := r.Header.Get("X-Api-Key"); got != anthropicProviderKey {
+			problems = append(problems, fmt.Sprintf("X-Api-Key = %q, want %q", got, anthropicProviderKey))
+		}
+		if r.Header.Get("Anthropic-Version") == "" {
+			problems = append(problems, "no anthropic-version header")
+		}
+	}
+	if model, err := upstreamModel(r); err != nil {
+		problems = append(problems, err.Error())
+	} else if model != m.upstream {
+		problems = append(problems, fmt.Sprintf("model = %q, want %q", model, m.upstream))
+	}
+	return problems
+}
+
+// upstreamModel returns the model named in the body of r.
+func upstreamModel(r mockllm.Received) (string, error) {
+	var body struct {
+		Model string `json:"model"`
+	}
+	if err := json.Unmarshal(r.Body, &body); err != nil {
+		return "", fmt.Errorf("body is not JSON: %v", err)
+	}
+	return body.Model, nil
 }
 
 // checkUpstream checks the requests the mock received after the first
-// skip ones: none carries the client's key, and every chat request
-// carries the provider's key and the upstream model name. It fails if
-// there is no chat request.
-func checkUpstream(t *testing.T, skip int) {
+// skip ones, all of which the test that calls it caused by asking for the
+// model m (see upstreamProblems). It fails if there is none.
+func checkUpstream(t *testing.T, m modelCase, skip int) {
 	t.Helper()
 	reqs := mock.Requests()
 	if len(reqs) < skip {
 		skip = len(reqs)
 	}
-	chats := 0
 	for i, r := range reqs[skip:] {
-		for name, values := range r.Header {
-			for _, v := range values {
-				if strings.Contains(v, clientKey) {
-					t.Errorf("upstream request %d %s: header %s carries the client key: %q", i, r.Path, name, v)
-				}
+		for _, p := range upstreamProblems(r, m) {
+			t.Errorf("upstream request %d %s %s: %s", i, r.Method, r.Path, p)
+		}
+	}
+	if len(reqs) == skip {
+		t.Errorf("the mock received no request for %s (%d requests before)", m.name, skip)
+	}
+}
+
+// auditUpstream checks every request the mock received in the whole run,
+// including any a test did not look at: each must name the upstream model
+// of one of models and pass upstreamProblems for it.
+func auditUpstream() []string {
+	var problems []string
+	for i, r := range mock.Requests() {
+		model, err := upstreamModel(r)
+		var m *modelCase
+		for j := range models {
+			if err == nil && models[j].upstream == model {
+				m = &models[j]
 			}
 		}
-		if strings.Contains(string(r.Body), clientKey) {
-			t.Errorf("upstream request %d %s: body carries the client key", i, r.Path)
-		}
-		if !strings.HasSuffix(r.Path, "/chat/completions") {
+		if m == nil {
+			problems = append(problems, fmt.Sprintf("upstream request %d %s %s: model %q is none of the test models (%v)", i, r.Method, r.Path, model, err))
 			continue
 		}
-		chats++
-		if got, want := r.Header.Get("Authorization"), "Bearer "+providerKey; got != want {
-			t.Errorf("upstream request %d %s: Authorization = %q, want %q", i, r.Path, got, want)
-		}
-		var body struct {
-			Model string `json:"model"`
-		}
-		if err := json.Unmarshal(r.Body, &body); err != nil {
-			t.Errorf("upstream request %d %s: body is not JSON: %v", i, r.Path, err)
-		} else if body.Model != upstreamModel {
-			t.Errorf("upstream request %d %s: model = %q, want %q", i, r.Path, body.Model, upstreamModel)
+		for _, p := range upstreamProblems(r, *m) {
+			problems = append(problems, fmt.Sprintf("upstream request %d %s %s: %s", i, r.Method, r.Path, p))
 		}
 	}
-	if chats == 0 {
-		t.Errorf("the mock received no chat request (%d requests in all, %d before)", len(reqs), skip)
-	}
+	return problems
 }
 
-// TestOpenAIGo drives the gateway with the official Go SDK, openai-go.
-func TestOpenAIGo(t *testing.T) {
-	client := newClient()
-	before := len(mock.Requests())
-	params := openai.ChatCompletionNewParams{
-		Model: model,
-		Messages: []openai.ChatCompletionMessageParamUnion{
-			openai.UserMessage("What is the weather in Paris?"),
-		},
-		Tools: []openai.ChatCompletionToolUnionParam{weatherTool()},
-	}
-
-	t.Run("ToolCall", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		resp, err := client.Chat.Completions.New(ctx, params)
-		if err != nil {
-			t.Fatalf("chat.completions.create: %v", err)
-		}
-		if len(resp.Choices) != 1 {
-			t.Fatalf("got %d choices, want 1: %s", len(resp.Choices), resp.RawJSON())
-		}
-		choice := resp.Choices[0]
-		if choice.FinishReason != "tool_calls" {
-			t.Errorf("finish_reason = %q, want tool_calls", choice.FinishReason)
-		}
-		checkToolCall(t, choice.Message.ToolCalls)
-		checkUsage(t, resp.Usage)
-		if t.Failed() {
-			t.Logf("response: %s", resp.RawJSON())
-		}
-	})
-
-	t.Run("StreamedToolCall", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		p := params
-		p.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
-		stream := client.Chat.Completions.NewStreaming(ctx, p)
-		defer stream.Close()
-		var acc openai.ChatCompletionAccumulator
-		var finished []openai.FinishedChatCompletionToolCall
-		chunks := 0
-		for stream.Next() {
-			chunk := stream.Current()
-			chunks++
-			if !acc.AddChunk(chunk) {
-				t.Fatalf("accumulator rejected chunk %d: %s", chunks, chunk.RawJSON())
-			}
-			if call, ok := acc.JustFinishedToolCall(); ok {
-				finished = append(finished, call)
-			}
-		}
-		if err := stream.Err(); err != nil {
-			t.Fatalf("stream after %d chunks: %v", chunks, err)
-		}
-		if len(acc.Choices) != 1 {
-			t.Fatalf("accumulated %d choices, want 1", len(acc.Choices))
-		}
-		choice := acc.Choices[0]
-		if choice.FinishReason != "tool_calls" {
-			t.Errorf("finish_reason = %q, want tool_calls", choice.FinishReason)
-		}
-		checkToolCall(t, choice.Message.ToolCalls)
-		if len(finished) != 1 {
-			t.Errorf("accumulator reported %d finished tool calls, want 1", len(finished))
-		} else {
-			if finished[0].Name != "get_weather" {
-				t.Errorf("finished tool call name = %q, want get_weather", finished[0].Name)
-			}
-			checkArgs(t, finished[0].Arguments)
-		}
-		checkUsage(t, acc.Usage)
-	})
-
-	t.Run("StreamedText", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		p := params
-		p.Tools = nil
-		p.Messages = []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Say hello.")}
-		stream := client.Chat.Completions.NewStreaming(ctx, p)
-		defer stream.Close()
-		var acc openai.ChatCompletionAccumulator
-		var content strings.Builder
-		chunks := 0
-		for stream.Next() {
-			chunk := stream.Current()
-			chunks++
-			if !acc.AddChunk(chunk) {
-				t.Fatalf("accumulator rejected chunk %d: %s", chunks, chunk.RawJSON())
-			}
-			for _, c := range chunk.Choices {
-				content.WriteString(c.Delta.Content)
-			}
-		}
-		if err := stream.Err(); err != nil {
-			t.Fatalf("stream after %d chunks: %v", chunks, err)
-		}
-		if len(acc.Choices) != 1 {
-			t.Fatalf("accumulated %d choices, want 1", len(acc.Choices))
-		}
-		choice := acc.Choices[0]
-		if choice.Message.Content != mockllm.Text {
-			t.Errorf("accumulated content = %q, want %q", choice.Message.Content, mockllm.Text)
-		}
-		if content.String() != mockllm.Text {
-			t.Errorf("concatenated deltas = %q, want %q", content.String(), mockllm.Text)
-		}
-		if choice.FinishReason != "stop" {
-			t.Errorf("finish_reason = %q, want stop", choice.FinishReason)
-		}
-		if len(choice.Message.ToolCalls) != 0 {
-			t.Errorf("unexpected tool calls: %+v", choice.Message.ToolCalls)
-		}
-	})
-
-	checkUpstream(t, before)
-}
-
-// TestOpenAINode drives the gateway with the official JavaScript SDK
-// through js/openai_chat.mjs.
-func TestOpenAINode(t *testing.T) {
+// nodeOrSkip returns the path of node, or skips the test when node is not
+// on PATH or one of the packages is missing from js/node_modules; with
+// LLMGATE_REQUIRE_NODE=1 it fails the test instead.
+func nodeOrSkip(t *testing.T, packages ...string) string {
+	t.Helper()
 	require := os.Getenv("LLMGATE_REQUIRE_NODE") == "1"
 	node, err := exec.LookPath("node")
 	missing := ""
 	if err != nil {
 		missing = "node is not on PATH"
-	} else if _, err := os.Stat(filepath.Join("js", "node_modules", "openai")); err != nil {
-		missing = "js/node_modules/openai is missing (run npm ci in conformance/js)"
+	} else {
+		for _, p := range packages {
+			if _, err := os.Stat(filepath.Join("js", "node_modules", filepath.FromSlash(p))); err != nil {
+				missing = "js/node_modules/" + p + " is missing (run npm ci in conformance/js)"
+				break
+			}
+		}
 	}
 	if missing != "" {
 		if require {
@@ -476,20 +434,29 @@ func TestOpenAINode(t *testing.T) {
 		}
 		t.Skip(missing)
 	}
+	return node
+}
 
+// runNodeScript runs js/<script> against the gateway for the model m,
+// named in LLMGATE_MODELS, and checks what reached the provider.
+func runNodeScript(t *testing.T, node, script string, m modelCase) {
+	t.Helper()
 	before := len(mock.Requests())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join("js", "openai_chat.mjs"))
-	cmd.Env = append(os.Environ(), "GATEWAY_URL="+gatewayURL)
+	cmd := exec.CommandContext(ctx, node, filepath.Join("js", script))
+	cmd.Env = append(os.Environ(), "GATEWAY_URL="+gatewayURL, "LLMGATE_MODELS="+modelList(m))
 	out, err := cmd.CombinedOutput()
-	if err != nil {
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			t.Fatalf("node js/openai_chat.mjs exited with code %d:\n%s", exit.ExitCode(), out)
-		}
-		t.Fatalf("node js/openai_chat.mjs: %v\n%s", err, out)
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		t.Errorf("node js/%s exited with code %d:\n%s", script, exit.ExitCode(), out)
+	case err != nil:
+		t.Errorf("node js/%s: %v\n%s", script, err, out)
+	default:
+		t.Logf("node js/%s:\n%s", script, out)
 	}
-	t.Logf("node js/openai_chat.mjs:\n%s", out)
-	checkUpstream(t, before)
+	// The provider side is checked even when a client check failed: what
+	// reached the mock helps to tell a request bug from an answer bug.
+	checkUpstream(t, m, before)
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
@@ -80,6 +81,15 @@ func (h *Translate) translate(w http.ResponseWriter, r *http.Request, next caddy
 	})
 	if derr != nil {
 		return derr
+	}
+	// Headers that describe the client's wire format do not describe the
+	// translated body: the Anthropic encoder writes the classic
+	// (2023-06-01) shape whatever version the client spoke.
+	for k := range r.Header {
+		switch {
+		case k == "Anthropic-Version", k == "Anthropic-Beta", k == "Openai-Beta", strings.HasPrefix(k, "X-Stainless-"):
+			r.Header.Del(k)
+		}
 	}
 	prepareUpstream(r, d.Provider, target, body, ex.Request.Stream)
 	tw := newTranslateWriter(w, target, client, ex.Request.Stream, dialects.StreamOptions{

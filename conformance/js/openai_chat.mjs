@@ -1,21 +1,27 @@
 // Conformance checks of the gateway's OpenAI Chat Completions endpoint with
 // the official openai package for JavaScript.
 //
-// Usage: GATEWAY_URL=http://127.0.0.1:PORT node openai_chat.mjs
+// Usage: GATEWAY_URL=http://127.0.0.1:PORT LLMGATE_MODELS=gpt-test,claude-test,llama-test node openai_chat.mjs
 //
-// The gateway must route the model "gpt-test" to the mock provider
-// (internal/mockllm), which answers "Hello from mock", or a call of the
+// Every check runs for every model of LLMGATE_MODELS, whatever the dialect
+// of the provider that serves it (see harness.mjs for the environment and
+// for what the mock provider answers): "Hello from mock", or a call of the
 // first declared tool with arguments {"city":"Paris"}, with usage
-// prompt_tokens=11 and completion_tokens=7. Exits non-zero on the first
-// failed check.
+// prompt_tokens=11 and completion_tokens=7. Exits non-zero if any check
+// failed.
 
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 
-const MODEL = "gpt-test";
-const TEXT = "Hello from mock";
-const PROMPT_TOKENS = 11;
-const COMPLETION_TOKENS = 7;
+import {
+  CLIENT_KEY,
+  INPUT_TOKENS,
+  OUTPUT_TOKENS,
+  TEXT,
+  gatewayURL,
+  run,
+  runChecks,
+} from "./harness.mjs";
 
 const tools = [
   {
@@ -51,14 +57,14 @@ function assertToolCall(message) {
 /** Asserts the token usage the mock reports. */
 function assertUsage(usage) {
   assert.ok(usage, "no usage");
-  assert.equal(usage.prompt_tokens, PROMPT_TOKENS, "usage.prompt_tokens");
-  assert.equal(usage.completion_tokens, COMPLETION_TOKENS, "usage.completion_tokens");
+  assert.equal(usage.prompt_tokens, INPUT_TOKENS, "usage.prompt_tokens");
+  assert.equal(usage.completion_tokens, OUTPUT_TOKENS, "usage.completion_tokens");
 }
 
 /** (a) A non-streamed completion with a tool. */
-async function nonStreamedToolCall(client) {
+async function nonStreamedToolCall(client, model) {
   const completion = await client.chat.completions.create({
-    model: MODEL,
+    model,
     messages: weatherMessages,
     tools,
   });
@@ -69,9 +75,9 @@ async function nonStreamedToolCall(client) {
 }
 
 /** (b) A streamed tool call through the stream helper, with usage. */
-async function streamedToolCall(client) {
+async function streamedToolCall(client, model) {
   const stream = client.chat.completions.stream({
-    model: MODEL,
+    model,
     messages: weatherMessages,
     tools,
     stream_options: { include_usage: true },
@@ -83,22 +89,37 @@ async function streamedToolCall(client) {
   assertUsage(completion.usage);
 }
 
-/** (c) A streamed plain text answer through the stream helper. */
-async function streamedText(client) {
-  const stream = client.chat.completions.stream({
-    model: MODEL,
+/** (c) A non-streamed plain text answer. */
+async function nonStreamedText(client, model) {
+  const completion = await client.chat.completions.create({
+    model,
     messages: helloMessages,
+  });
+  assert.equal(completion.choices.length, 1, "want one choice");
+  assert.equal(completion.choices[0].message.content, TEXT);
+  assert.equal(completion.choices[0].finish_reason, "stop");
+  assert.ok(!completion.choices[0].message.tool_calls?.length, "unexpected tool calls");
+  assertUsage(completion.usage);
+}
+
+/** (d) A streamed plain text answer through the stream helper, with usage. */
+async function streamedText(client, model) {
+  const stream = client.chat.completions.stream({
+    model,
+    messages: helloMessages,
+    stream_options: { include_usage: true },
   });
   const completion = await stream.finalChatCompletion();
   assert.equal(completion.choices.length, 1, "want one choice");
   assert.equal(completion.choices[0].message.content, TEXT);
   assert.equal(completion.choices[0].finish_reason, "stop");
+  assertUsage(completion.usage);
 }
 
-/** (d) A raw stream, iterated, without stream_options: no usage anywhere. */
-async function rawStreamWithoutUsage(client) {
+/** (e) A raw stream, iterated, without stream_options: no usage anywhere. */
+async function rawStreamWithoutUsage(client, model) {
   const stream = await client.chat.completions.create({
-    model: MODEL,
+    model,
     messages: helloMessages,
     stream: true,
   });
@@ -122,38 +143,22 @@ async function rawStreamWithoutUsage(client) {
 }
 
 async function main() {
-  const base = process.env.GATEWAY_URL;
-  if (!base) {
-    throw new Error("GATEWAY_URL is not set");
-  }
   const client = new OpenAI({
-    apiKey: "client-key",
-    baseURL: base + "/v1",
+    apiKey: CLIENT_KEY,
+    baseURL: gatewayURL() + "/v1",
     maxRetries: 0,
   });
   const cases = [
     ["non-streamed tool call", nonStreamedToolCall],
     ["streamed tool call (stream helper)", streamedToolCall],
+    ["non-streamed text", nonStreamedText],
     ["streamed text (stream helper)", streamedText],
     ["raw stream without usage", rawStreamWithoutUsage],
   ];
-  let failed = 0;
-  for (const [name, fn] of cases) {
-    try {
-      await fn(client);
-      console.log(`ok   ${name}`);
-    } catch (err) {
-      failed++;
-      console.error(`FAIL ${name}: ${err?.stack ?? err}`);
-    }
-  }
-  console.log(`openai_chat.mjs: ${cases.length - failed} of ${cases.length} checks passed`);
-  if (failed > 0) {
-    process.exitCode = 1;
-  }
+  await runChecks(
+    "openai_chat.mjs",
+    cases.map(([name, fn]) => [name, (model) => fn(client, model.name)]),
+  );
 }
 
-main().catch((err) => {
-  console.error(`openai_chat.mjs: ${err?.stack ?? err}`);
-  process.exitCode = 1;
-});
+run("openai_chat.mjs", main);
