@@ -35,7 +35,7 @@ func init() {
 //		sync_writes
 //
 //		provider <name> {
-//			dialect  openai|anthropic|ollama
+//			dialect  openai|responses|anthropic|ollama
 //			url      <base-url> [<base-url>...]
 //			api_key  <key>
 //			header   <field> <value>

@@ -56,6 +56,11 @@ func gatewayConfig(t *testing.T, mockURL, storage, extraGlobal, site string) str
 			dialect ollama
 			url %s
 		}
+		provider mockresp {
+			dialect responses
+			url %s
+			api_key sk-resp-provider
+		}
 		provider nokey {
 			url %s
 			api_key {env.LLMGATE_TEST_SURELY_UNSET_KEY}
@@ -73,6 +78,7 @@ func gatewayConfig(t *testing.T, mockURL, storage, extraGlobal, site string) str
 		model limited mock mock-status-429
 		model claude mockant claude-up
 		model llama mockollama llama3
+		model resp mockresp resp-up
 		model keyless nokey
 		model gone down
 		alias cheap small
@@ -81,7 +87,7 @@ func gatewayConfig(t *testing.T, mockURL, storage, extraGlobal, site string) str
 :9080 {
 	%s
 }
-`, storage, extraGlobal, mockURL, mockURL, mockURL, mockURL, closedPort(t), site)
+`, storage, extraGlobal, mockURL, mockURL, mockURL, mockURL, mockURL, closedPort(t), site)
 }
 
 // closedPort returns a loopback port nothing listens on.
@@ -384,6 +390,10 @@ func TestModelsAndHealth(t *testing.T) {
 	}
 	if gjson.Get(body, `data.#(id=="keyless").available`).Bool() {
 		t.Error("keyless model reported available")
+	}
+	tags := get(t, "/api/tags")
+	if gjson.Get(tags, `models.#(name=="llama").model`).Str != "llama" || gjson.Get(tags, `models.#(name=="cheap")`).Raw == "" {
+		t.Errorf("/api/tags: %s", tags)
 	}
 	body = get(t, "/health")
 	if gjson.Get(body, "status").Str != "ok" || gjson.Get(body, `providers.#(name=="nokey").available`).Bool() {

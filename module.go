@@ -98,9 +98,10 @@ type ProviderConfig struct {
 	// Name identifies the provider; models refer to it.
 	Name string `json:"name"`
 
-	// Dialect is the provider's wire format: openai (also for every
-	// OpenAI-compatible host such as Ollama's /v1), anthropic or ollama
-	// (native /api/chat). Default: openai.
+	// Dialect is the provider's wire format: openai (Chat Completions;
+	// also every OpenAI-compatible host such as Ollama's /v1), responses
+	// (OpenAI Responses), anthropic or ollama (native /api/chat).
+	// Default: openai.
 	Dialect string `json:"dialect,omitempty"`
 
 	// URLs are the provider's base URLs: scheme, host, optional port and

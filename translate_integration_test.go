@@ -40,6 +40,13 @@ func clientRequest(dialect, model string, stream, tools bool) (string, string) {
 			b["stream_options"] = map[string]any{"include_usage": true}
 		}
 		return "/v1/chat/completions", mustJSON(b)
+	case "responses":
+		b = map[string]any{"model": model, "instructions": "be brief", "input": "weather?", "store": false}
+		if tools {
+			b["tools"] = []any{map[string]any{"type": "function", "name": "get_weather", "parameters": map[string]any{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}}}}
+		}
+		b["stream"] = stream
+		return "/v1/responses", mustJSON(b)
 	case "anthropic":
 		b = map[string]any{"model": model, "max_tokens": 100, "system": "be brief", "messages": []any{map[string]any{"role": "user", "content": "weather?"}}}
 		if tools {
@@ -69,6 +76,8 @@ func readAnswer(t *testing.T, dialect string, stream bool, resp *http.Response) 
 	if !stream {
 		r := gjson.ParseBytes(body)
 		switch dialect {
+		case "responses":
+			readResponsesObject(&a, r)
 		case "openai":
 			m := r.Get("choices.0.message")
 			a.text, a.stop = m.Get("content").Str, r.Get("choices.0.finish_reason").Str
@@ -159,6 +168,30 @@ func readAnswer(t *testing.T, dialect string, stream bool, resp *http.Response) 
 			continue
 		}
 		r := gjson.Parse(data)
+		if dialect == "responses" {
+			if r.Get("sequence_number").Int() != int64(len(a.events)) {
+				t.Errorf("event %s has sequence_number %d, want %d", event, r.Get("sequence_number").Int(), len(a.events))
+			}
+			a.events = append(a.events, event)
+			switch event {
+			case "response.output_text.delta":
+				a.text += r.Get("delta").Str
+			case "response.function_call_arguments.delta":
+				a.toolArgs += r.Get("delta").Str
+			case "response.output_item.added":
+				if r.Get("item.type").Str == "function_call" {
+					a.toolName = r.Get("item.name").Str
+				}
+			case "response.completed", "response.incomplete":
+				var whole answer
+				readResponsesObject(&whole, r.Get("response"))
+				if whole.text != a.text || whole.toolArgs != a.toolArgs {
+					t.Errorf("response.completed disagrees with the deltas: %+v vs %+v", whole, a)
+				}
+				a.stop, a.input, a.output = whole.stop, whole.input, whole.output
+			}
+			continue
+		}
 		if r.Get("type").Str != event {
 			t.Errorf("event line %q does not match data type %q", event, r.Get("type").Str)
 		}
@@ -196,9 +229,10 @@ func TestTranslationMatrix(t *testing.T) {
 
 	wantStop := map[string][2]string{ // dialect → {text stop, tool stop}
 		"openai": {"stop", "tool_calls"}, "anthropic": {"end_turn", "tool_use"}, "ollama": {"stop", "stop"},
+		"responses": {"completed", "completed"},
 	}
-	for _, client := range []string{"openai", "anthropic", "ollama"} {
-		for _, model := range []string{"small", "claude", "llama"} {
+	for _, client := range []string{"openai", "responses", "anthropic", "ollama"} {
+		for _, model := range []string{"small", "resp", "claude", "llama"} {
 			for _, stream := range []bool{false, true} {
 				for _, tools := range []bool{false, true} {
 					name := fmt.Sprintf("%s→%s/stream=%v/tools=%v", client, model, stream, tools)
@@ -247,6 +281,10 @@ func TestTranslationMatrix(t *testing.T) {
 								if len(a.events) == 0 || a.events[len(a.events)-1] != "done" {
 									t.Errorf("ollama events %v", a.events)
 								}
+							case "responses":
+								if len(a.events) < 3 || a.events[0] != "response.created" || a.events[len(a.events)-1] != "response.completed" {
+									t.Errorf("responses events %v", a.events)
+								}
 							}
 						}
 					})
@@ -260,13 +298,29 @@ func TestTranslationMatrix(t *testing.T) {
 		switch {
 		case model == "claude-up" && !strings.HasSuffix(r.Path, "/v1/messages"),
 			model == "llama3" && r.Path != "/api/chat",
-			model == "upstream-small" && r.Path != "/v1/chat/completions":
+			model == "upstream-small" && r.Path != "/v1/chat/completions",
+			model == "resp-up" && r.Path != "/v1/responses":
 			t.Errorf("%s sent to %s", model, r.Path)
 		}
 		if model == "claude-up" && gjson.GetBytes(r.Body, "max_tokens").Int() == 0 {
 			t.Error("anthropic request without max_tokens")
 		}
 	}
+}
+
+// readResponsesObject reads a Responses response object.
+func readResponsesObject(a *answer, r gjson.Result) {
+	r.Get("output").ForEach(func(_, it gjson.Result) bool {
+		switch it.Get("type").Str {
+		case "message":
+			it.Get("content").ForEach(func(_, c gjson.Result) bool { a.text += c.Get("text").Str; return true })
+		case "function_call":
+			a.toolName, a.toolArgs = it.Get("name").Str, it.Get("arguments").Str
+		}
+		return true
+	})
+	a.stop = r.Get("status").Str
+	a.input, a.output = r.Get("usage.input_tokens").Int(), r.Get("usage.output_tokens").Int()
 }
 
 func btoi(b bool) int {
@@ -283,7 +337,7 @@ func TestTranslatedStreamCutShort(t *testing.T) {
 	cfg := strings.Replace(gatewayConfig(t, srv.URL, storageDir, "", ""), "model llama mockollama llama3", "model llama mockollama llama3\n\t\tmodel broken mockant mock-break", 1)
 	tester := caddytest.NewTester(t)
 	tester.InitServer(cfg, "caddyfile")
-	for _, client := range []string{"openai", "ollama"} {
+	for _, client := range []string{"openai", "ollama", "responses"} {
 		path, body := clientRequest(client, "broken", true, false)
 		resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
 		if err != nil {
@@ -300,6 +354,10 @@ func TestTranslatedStreamCutShort(t *testing.T) {
 		case "ollama":
 			if strings.Contains(s, `"done":true`) || !strings.Contains(s, `"error"`) {
 				t.Errorf("ollama client got a clean-looking end:\n%s", s)
+			}
+		case "responses":
+			if strings.Contains(s, "response.completed") || !strings.Contains(s, "response.failed") {
+				t.Errorf("responses client got a clean-looking end:\n%s", s)
 			}
 		}
 	}

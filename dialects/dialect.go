@@ -25,10 +25,12 @@ const (
 	Anthropic Dialect = "anthropic"
 	// Ollama is Ollama's native /api/chat with NDJSON streams.
 	Ollama Dialect = "ollama"
+	// Responses is the OpenAI Responses API (/v1/responses).
+	Responses Dialect = "responses"
 )
 
 // ProviderDialects are the dialects a provider may be declared with.
-var ProviderDialects = []Dialect{OpenAI, Anthropic, Ollama}
+var ProviderDialects = []Dialect{OpenAI, Anthropic, Ollama, Responses}
 
 // ParseProvider returns the provider dialect named s, or an error listing
 // the valid names.
@@ -62,10 +64,14 @@ func ClientEndpoint(method, path string) (Endpoint, bool) {
 	switch path {
 	case "/v1/chat/completions", "/chat/completions":
 		return Endpoint{OpenAI, true, "chat_completions"}, method == "POST"
+	case "/v1/responses", "/responses":
+		return Endpoint{Responses, true, "responses"}, method == "POST"
 	case "/v1/messages":
 		return Endpoint{Anthropic, true, "messages"}, method == "POST"
 	case "/api/chat":
 		return Endpoint{Ollama, true, "ollama_chat"}, method == "POST"
+	case "/api/tags":
+		return Endpoint{Ollama, false, "ollama_tags"}, method == "GET" || method == "HEAD"
 	case "/v1/models", "/models":
 		return Endpoint{OpenAI, false, "models"}, method == "GET" || method == "HEAD"
 	case "/health", "/healthz":
@@ -94,6 +100,11 @@ func UpstreamPath(d Dialect, base string, stream bool) string {
 		return base + "/messages"
 	case Ollama:
 		return base + "/api/chat"
+	case Responses:
+		if base == "" {
+			base = "/v1"
+		}
+		return base + "/responses"
 	}
 	return base
 }

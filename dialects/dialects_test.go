@@ -90,6 +90,8 @@ func TestClientEndpoint(t *testing.T) {
 		{"POST", "/v1/chat/completions", "chat_completions", true},
 		{"GET", "/v1/chat/completions", "chat_completions", false},
 		{"POST", "/v1/messages", "messages", true},
+		{"POST", "/v1/responses", "responses", true},
+		{"GET", "/api/tags", "ollama_tags", true},
 		{"POST", "/api/chat", "ollama_chat", true},
 		{"GET", "/v1/models", "models", true},
 		{"GET", "/health", "health", true},
@@ -164,5 +166,17 @@ func BenchmarkStreamUsageEvent(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		s.Event(ev)
+	}
+}
+
+func TestReadResponsesRequest(t *testing.T) {
+	if _, err := ReadRequest(Responses, []byte(`{"model":"m","input":"hi"}`)); err != nil {
+		t.Error(err)
+	}
+	if _, err := ReadRequest(Responses, []byte(`{"model":"m","messages":[]}`)); err == nil || err.Param != "input" {
+		t.Errorf("missing input: %v", err)
+	}
+	if _, err := DecodeResponsesRequest([]byte(`{"model":"m","input":"hi","previous_response_id":"resp_1"}`)); err == nil || err.Status != 400 {
+		t.Errorf("previous_response_id: %v", err)
 	}
 }

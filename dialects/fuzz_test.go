@@ -37,7 +37,7 @@ func FuzzUsage(f *testing.F) {
 
 // FuzzTranslateRequest: request decoders and encoders never panic.
 func FuzzTranslateRequest(f *testing.F) {
-	for _, name := range []string{"request.openai.json", "request.anthropic.json", "request.ollama.json"} {
+	for _, name := range []string{"request.openai.json", "request.anthropic.json", "request.ollama.json", "request.responses.json"} {
 		if b, err := os.ReadFile(filepath.Join("testdata", "translate", name)); err == nil {
 			f.Add(b)
 		}
@@ -53,7 +53,7 @@ func FuzzTranslateRequest(f *testing.F) {
 
 // FuzzTranslateResponse: answer decoders never panic.
 func FuzzTranslateResponse(f *testing.F) {
-	for _, name := range []string{"response.openai.json", "response.anthropic.json", "response.ollama.json"} {
+	for _, name := range []string{"response.openai.json", "response.anthropic.json", "response.ollama.json", "response.responses.json"} {
 		if b, err := os.ReadFile(filepath.Join("testdata", "translate", name)); err == nil {
 			f.Add(b)
 		}
@@ -75,7 +75,7 @@ func FuzzTranslateResponse(f *testing.F) {
 // point, never panic, and the output stays bounded by a multiple of the
 // input (no runaway buffering).
 func FuzzStreamTranslator(f *testing.F) {
-	for _, name := range []string{"stream.openai.txt", "stream.anthropic.txt", "stream.ollama.txt"} {
+	for _, name := range []string{"stream.openai.txt", "stream.anthropic.txt", "stream.ollama.txt", "stream.responses.txt"} {
 		if b, err := os.ReadFile(filepath.Join("testdata", "translate", name)); err == nil {
 			f.Add(b, uint16(7))
 		}

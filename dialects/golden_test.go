@@ -13,7 +13,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden transcripts")
 
-var all = []Dialect{OpenAI, Anthropic, Ollama}
+var all = ProviderDialects
 
 // deterministic makes ids and clocks repeatable for golden output.
 func deterministic(t testing.TB) {

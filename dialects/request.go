@@ -44,12 +44,22 @@ func ReadRequest(d Dialect, body []byte) (Request, *Error) {
 	default:
 		r.Model = m.Str
 	}
-	msgs := gjson.GetBytes(body, "messages")
-	if !msgs.Exists() {
-		return r, &Error{Status: http.StatusBadRequest, Message: "missing required field messages", Param: "messages"}
-	}
-	if !msgs.IsArray() {
-		return r, &Error{Status: http.StatusBadRequest, Message: "messages must be an array", Param: "messages"}
+	if d == Responses {
+		in := gjson.GetBytes(body, "input")
+		if !in.Exists() {
+			return r, &Error{Status: http.StatusBadRequest, Message: "missing required field input", Param: "input"}
+		}
+		if in.Type != gjson.String && !in.IsArray() {
+			return r, &Error{Status: http.StatusBadRequest, Message: "input must be a string or an array", Param: "input"}
+		}
+	} else {
+		msgs := gjson.GetBytes(body, "messages")
+		if !msgs.Exists() {
+			return r, &Error{Status: http.StatusBadRequest, Message: "missing required field messages", Param: "messages"}
+		}
+		if !msgs.IsArray() {
+			return r, &Error{Status: http.StatusBadRequest, Message: "messages must be an array", Param: "messages"}
+		}
 	}
 	s := gjson.GetBytes(body, "stream")
 	switch s.Type {

@@ -95,6 +95,8 @@ func NewStreamTranslator(from, to Dialect, o StreamOptions) (*StreamTranslator, 
 	case Ollama:
 		t.dec = &ollamaStreamDecoder{}
 		t.parser.ndjson = true
+	case Responses:
+		t.dec = &responsesStreamDecoder{}
 	default:
 		return nil, ErrUnsupportedStream
 	}
@@ -105,6 +107,8 @@ func NewStreamTranslator(from, to Dialect, o StreamOptions) (*StreamTranslator, 
 		t.enc = &anthropicStreamEncoder{model: o.Model}
 	case Ollama:
 		t.enc = &ollamaStreamEncoder{model: o.Model}
+	case Responses:
+		t.enc = &responsesStreamEncoder{model: o.Model, created: o.Created}
 	default:
 		return nil, ErrUnsupportedStream
 	}
@@ -291,6 +295,8 @@ func ResponseStream(to Dialect, r *ChatResponse, o StreamOptions) ([]byte, error
 		t.enc = &anthropicStreamEncoder{model: o.Model}
 	case Ollama:
 		t.enc = &ollamaStreamEncoder{model: o.Model}
+	case Responses:
+		t.enc = &responsesStreamEncoder{model: o.Model, created: o.Created}
 	default:
 		return nil, ErrUnsupportedStream
 	}

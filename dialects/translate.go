@@ -16,6 +16,8 @@ func DecodeRequest(d Dialect, body []byte) (*ChatRequest, *Error) {
 		return DecodeAnthropicRequest(body)
 	case Ollama:
 		return DecodeOllamaRequest(body)
+	case Responses:
+		return DecodeResponsesRequest(body)
 	}
 	return nil, &Error{Status: http.StatusBadRequest, Message: "requests of dialect " + string(d) + " cannot be translated"}
 }
@@ -29,6 +31,8 @@ func EncodeRequest(d Dialect, r *ChatRequest, o EncodeOptions) ([]byte, error) {
 		return EncodeAnthropicRequest(r, o)
 	case Ollama:
 		return EncodeOllamaRequest(r, o)
+	case Responses:
+		return EncodeResponsesRequest(r, o)
 	}
 	return nil, fmt.Errorf("requests cannot be translated to dialect %s", d)
 }
@@ -56,6 +60,8 @@ func DecodeResponse(d Dialect, body []byte) (*ChatResponse, error) {
 		return DecodeAnthropicResponse(body)
 	case Ollama:
 		return DecodeOllamaResponse(body)
+	case Responses:
+		return DecodeResponsesResponse(body)
 	}
 	return nil, fmt.Errorf("answers of dialect %s cannot be translated", d)
 }
@@ -70,6 +76,8 @@ func EncodeResponse(d Dialect, r *ChatResponse, model string) ([]byte, error) {
 		return EncodeAnthropicResponse(r, model)
 	case Ollama:
 		return EncodeOllamaResponse(r, model)
+	case Responses:
+		return EncodeResponsesResponse(r, model, now().Unix())
 	}
 	return nil, fmt.Errorf("answers cannot be translated to dialect %s", d)
 }

@@ -38,6 +38,8 @@ func UsageFromBody(d Dialect, body []byte) (u Usage, ok bool) {
 		return s.Usage(), s.seen
 	case Ollama:
 		return ollamaUsage(body)
+	case Responses:
+		return responsesUsage(gjson.GetBytes(body, "usage"))
 	}
 	return u, false
 }
@@ -148,6 +150,14 @@ func (s *StreamUsage) Event(data []byte) (usageOnly bool) {
 		}
 		if s.anthropic.seen {
 			s.usage, s.seen = s.anthropic.Usage(), true
+		}
+	case Responses:
+		// Usage comes once, in response.completed (or .incomplete).
+		if !hasUsageObject(data) {
+			return false
+		}
+		if u, ok := responsesUsage(gjson.GetBytes(data, "response.usage")); ok {
+			s.usage, s.seen = u, true
 		}
 	case Ollama:
 		if !bytes.Contains(data, []byte(`"eval_count"`)) && !bytes.Contains(data, []byte(`"prompt_eval_count"`)) {

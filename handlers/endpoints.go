@@ -62,6 +62,30 @@ func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// serveTags answers Ollama's GET /api/tags: every model and alias the
+// gateway serves, in Ollama's list shape, so Ollama clients can pick one.
+func (g *Gateway) serveTags(w http.ResponseWriter, r *http.Request) error {
+	b := []byte(`{"models":[]}`)
+	i := 0
+	add := func(name string, m *routing.Model) {
+		e := []byte(`{"modified_at":"1970-01-01T00:00:00Z","size":0,"digest":"","details":{"format":"","family":"","parameter_size":"","quantization_level":""}}`)
+		e, _ = sjson.SetBytes(e, "name", name)
+		e, _ = sjson.SetBytes(e, "model", name)
+		e, _ = sjson.SetBytes(e, "details.family", m.Provider)
+		b, _ = sjson.SetRawBytes(b, "models."+strconv.Itoa(i), e)
+		i++
+	}
+	for _, m := range g.Catalog.Models() {
+		add(m.ID, m)
+	}
+	aliases := g.Catalog.Aliases()
+	for _, name := range sortedKeys(aliases) {
+		add(name, g.Catalog.Model(aliases[name]))
+	}
+	writeJSON(w, http.StatusOK, b)
+	return nil
+}
+
 // serveHealth answers GET /health: the gateway is up; each provider says
 // whether it can be used and, if not, why.
 func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) error {

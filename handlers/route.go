@@ -40,7 +40,7 @@ func (h *Route) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 			return nil
 		}
 		dialects.WriteError(w, dialects.OpenAI, &dialects.Error{Status: http.StatusNotFound, Code: "unknown_url",
-			Message: "unknown endpoint " + r.Method + " " + r.URL.Path + " (served: POST /v1/chat/completions, POST /v1/messages, POST /api/chat, GET /v1/models, GET /health)"})
+			Message: "unknown endpoint " + r.Method + " " + r.URL.Path + " (served: POST /v1/chat/completions, POST /v1/responses, POST /v1/messages, POST /api/chat, GET /v1/models, GET /api/tags, GET /health)"})
 		return nil
 	}
 	switch ep.Name {
@@ -48,6 +48,8 @@ func (h *Route) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		return h.GW.serveModels(w, r)
 	case "health":
 		return h.GW.serveHealth(w, r)
+	case "ollama_tags":
+		return h.GW.serveTags(w, r)
 	}
 	return h.serveGenerate(w, r, next, ep)
 }

@@ -1,6 +1,6 @@
 // Package mockllm is a small LLM provider for tests and benchmarks. It
-// speaks OpenAI Chat Completions, Anthropic Messages and Ollama's native
-// chat, streamed and not, and records what it was sent so tests can check
+// speaks OpenAI Chat Completions, OpenAI Responses, Anthropic Messages and
+// Ollama's native chat, streamed and not, and records what it was sent so tests can check
 // what reached the provider.
 //
 // Its answer is deterministic: the text "Hello from mock" (split into
@@ -90,6 +90,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		dialect = "openai"
 	case strings.HasSuffix(r.URL.Path, "/messages"):
 		dialect = "anthropic"
+	case strings.HasSuffix(r.URL.Path, "/responses"):
+		dialect = "responses"
 	case strings.HasSuffix(r.URL.Path, "/api/chat"):
 		dialect = "ollama"
 	case r.URL.Path == "/health" || r.URL.Path == "/":
@@ -119,7 +121,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	isStream := stream.Type == gjson.True || (dialect == "ollama" && !stream.Exists())
 	tool := gjson.GetBytes(body, "tools.0")
 	toolName := tool.Get("function.name").Str
-	if dialect == "anthropic" {
+	if dialect == "anthropic" || dialect == "responses" {
 		toolName = tool.Get("name").Str
 	}
 	a := answer{model: model, tool: toolName, chunks: s.chunks(), delay: s.ChunkDelay, brk: model == "mock-break"}
@@ -141,6 +143,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			a.ollamaStream(w)
 		} else {
 			a.ollamaJSON(w)
+		}
+	case "responses":
+		if isStream {
+			a.responsesStream(w)
+		} else {
+			writeJSON(w, a.responsesObject("completed"))
 		}
 	}
 }
@@ -359,4 +367,62 @@ func (a answer) ollamaStream(w http.ResponseWriter) {
 	var buf bytes.Buffer
 	_ = json.NewEncoder(&buf).Encode(a.ollamaDone())
 	f.event("%s", buf.String())
+}
+
+func (a answer) responsesOutput() []any {
+	if a.tool != "" {
+		return []any{map[string]any{"id": "fc_mock1", "type": "function_call", "status": "completed", "call_id": "call_mock1", "name": a.tool, "arguments": toolArgs}}
+	}
+	return []any{map[string]any{"id": "msg_mock1", "type": "message", "status": "completed", "role": "assistant",
+		"content": []any{map[string]any{"type": "output_text", "text": Text, "annotations": []any{}}}}}
+}
+
+func (a answer) responsesObject(status string) map[string]any {
+	obj := map[string]any{"id": "resp_mock", "object": "response", "created_at": 1700000000, "status": status, "model": a.model,
+		"output": []any{}, "usage": nil, "error": nil, "incomplete_details": nil}
+	if status == "completed" {
+		obj["output"] = a.responsesOutput()
+		obj["usage"] = map[string]any{"input_tokens": InputTokens, "input_tokens_details": map[string]any{"cached_tokens": CachedTokens},
+			"output_tokens": OutputTokens, "output_tokens_details": map[string]any{"reasoning_tokens": 0}, "total_tokens": InputTokens + OutputTokens}
+	}
+	return obj
+}
+
+func (a answer) responsesStream(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	f := flushWriter{w, a.delay}
+	seq := 0
+	ev := func(v map[string]any) {
+		v["sequence_number"] = seq
+		seq++
+		f.event("event: %s\ndata: %s\n\n", v["type"], mustJSON(v))
+	}
+	ev(map[string]any{"type": "response.created", "response": a.responsesObject("in_progress")})
+	ev(map[string]any{"type": "response.in_progress", "response": a.responsesObject("in_progress")})
+	if a.tool != "" {
+		item := map[string]any{"id": "fc_mock1", "type": "function_call", "status": "in_progress", "call_id": "call_mock1", "name": a.tool, "arguments": ""}
+		ev(map[string]any{"type": "response.output_item.added", "output_index": 0, "item": item})
+		half := len(toolArgs) / 2
+		for _, part := range []string{toolArgs[:half], toolArgs[half:]} {
+			ev(map[string]any{"type": "response.function_call_arguments.delta", "item_id": "fc_mock1", "output_index": 0, "delta": part})
+		}
+		ev(map[string]any{"type": "response.function_call_arguments.done", "item_id": "fc_mock1", "output_index": 0, "name": a.tool, "arguments": toolArgs})
+		ev(map[string]any{"type": "response.output_item.done", "output_index": 0, "item": a.responsesOutput()[0]})
+	} else {
+		ev(map[string]any{"type": "response.output_item.added", "output_index": 0,
+			"item": map[string]any{"id": "msg_mock1", "type": "message", "status": "in_progress", "role": "assistant", "content": []any{}}})
+		ev(map[string]any{"type": "response.content_part.added", "item_id": "msg_mock1", "output_index": 0, "content_index": 0,
+			"part": map[string]any{"type": "output_text", "text": "", "annotations": []any{}}})
+		for i, p := range a.pieces() {
+			if a.brk && i == 1 {
+				return
+			}
+			ev(map[string]any{"type": "response.output_text.delta", "item_id": "msg_mock1", "output_index": 0, "content_index": 0, "delta": p})
+		}
+		ev(map[string]any{"type": "response.output_text.done", "item_id": "msg_mock1", "output_index": 0, "content_index": 0, "text": Text})
+		ev(map[string]any{"type": "response.content_part.done", "item_id": "msg_mock1", "output_index": 0, "content_index": 0,
+			"part": map[string]any{"type": "output_text", "text": Text, "annotations": []any{}}})
+		ev(map[string]any{"type": "response.output_item.done", "output_index": 0, "item": a.responsesOutput()[0]})
+	}
+	ev(map[string]any{"type": "response.completed", "response": a.responsesObject("completed")})
 }
