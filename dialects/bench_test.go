@@ -14,6 +14,8 @@ func request20(d Dialect) []byte {
 		schema := map[string]any{"type": "object", "properties": map[string]any{"path": map[string]any{"type": "string"}, "line": map[string]any{"type": "integer"}}}
 		if d == Anthropic {
 			tools = append(tools, map[string]any{"name": fmt.Sprintf("tool_%d", i), "description": "does a thing", "input_schema": schema})
+		} else if d == Responses {
+			tools = append(tools, map[string]any{"type": "function", "name": fmt.Sprintf("tool_%d", i), "description": "does a thing", "parameters": schema})
 		} else {
 			tools = append(tools, map[string]any{"type": "function", "function": map[string]any{"name": fmt.Sprintf("tool_%d", i), "description": "does a thing", "parameters": schema}})
 		}
@@ -28,6 +30,11 @@ func request20(d Dialect) []byte {
 				map[string]any{"role": "user", "content": text},
 				map[string]any{"role": "assistant", "content": []any{map[string]any{"type": "text", "text": text}, map[string]any{"type": "tool_use", "id": id, "name": "tool_1", "input": map[string]any{"path": "a.go"}}}},
 				map[string]any{"role": "user", "content": []any{map[string]any{"type": "tool_result", "tool_use_id": id, "content": text}}})
+		case Responses:
+			msgs = append(msgs,
+				map[string]any{"role": "user", "content": text},
+				map[string]any{"type": "function_call", "call_id": id, "name": "tool_1", "arguments": `{"path":"a.go"}`},
+				map[string]any{"type": "function_call_output", "call_id": id, "output": text})
 		case Ollama:
 			msgs = append(msgs,
 				map[string]any{"role": "user", "content": text},
@@ -40,7 +47,11 @@ func request20(d Dialect) []byte {
 				map[string]any{"role": "tool", "tool_call_id": id, "content": text})
 		}
 	}
-	b, _ := json.Marshal(map[string]any{"model": "m", "max_tokens": 1000, "messages": msgs[:20], "tools": tools, "stream": true})
+	key := "messages"
+	if d == Responses {
+		key = "input"
+	}
+	b, _ := json.Marshal(map[string]any{"model": "m", "max_tokens": 1000, key: msgs[:20], "tools": tools, "stream": true})
 	return b
 }
 
@@ -86,6 +97,13 @@ func stream1000(d Dialect) []byte {
 		s.WriteString("event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n")
 		s.WriteString("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":995}}\n\n")
 		s.WriteString("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+	case Responses:
+		s.WriteString("event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"in_progress\",\"model\":\"m\",\"output\":[]}}\n\n")
+		s.WriteString("event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\",\"sequence_number\":1,\"output_index\":0,\"item\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[]}}\n\n")
+		for i := 0; i < 997; i++ {
+			fmt.Fprintf(&s, "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":%d,\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"token \"}\n\n", i+2)
+		}
+		s.WriteString("event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":999,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"completed\",\"model\":\"m\",\"output\":[],\"usage\":{\"input_tokens\":100,\"output_tokens\":997}}}\n\n")
 	case Ollama:
 		for i := 0; i < 999; i++ {
 			s.WriteString(`{"model":"m","created_at":"2026-01-01T00:00:00Z","message":{"role":"assistant","content":"token "},"done":false}` + "\n")

@@ -1,6 +1,7 @@
 package dialects
 
 import (
+	"encoding/json"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -178,5 +179,19 @@ func TestReadResponsesRequest(t *testing.T) {
 	}
 	if _, err := DecodeResponsesRequest([]byte(`{"model":"m","input":"hi","previous_response_id":"resp_1"}`)); err == nil || err.Status != 400 {
 		t.Errorf("previous_response_id: %v", err)
+	}
+}
+
+func TestAppendJSONString(t *testing.T) {
+	for _, s := range []string{"", "plain", `quote " and \ back`, "line\nfeed\ttab\r", "\x00\x1f ctl", "héllo wörld ✓ 😀", "bad \xff utf8", "sep \u2028 \u2029", "<html>&"} {
+		got := string(appendJSONString(nil, s))
+		var back string
+		if err := json.Unmarshal([]byte(got), &back); err != nil {
+			t.Fatalf("%q → %s: %v", s, got, err)
+		}
+		want, _ := json.Marshal(s)
+		if !strings.Contains(s, "<") && got != string(want) {
+			t.Errorf("%q: got %s, encoding/json gives %s", s, got, want)
+		}
 	}
 }

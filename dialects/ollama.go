@@ -385,7 +385,13 @@ func (e *ollamaStreamEncoder) encode(ev Event, out []byte) []byte {
 	switch ev.Kind {
 	case EvText:
 		out = e.flushTools(out)
-		out = e.line(out, map[string]any{"message": map[string]any{"role": "assistant", "content": ev.Text}, "done": false})
+		out = append(out, `{"model":`...)
+		out = appendJSONString(out, e.model)
+		out = append(out, `,"created_at":"`...)
+		out = now().UTC().AppendFormat(out, time.RFC3339Nano)
+		out = append(out, `","message":{"role":"assistant","content":`...)
+		out = appendJSONString(out, ev.Text)
+		out = append(out, "},\"done\":false}\n"...)
 	case EvThinking:
 		out = e.flushTools(out)
 		out = e.line(out, map[string]any{"message": map[string]any{"role": "assistant", "content": "", "thinking": ev.Text}, "done": false})

@@ -110,6 +110,20 @@ func sseEvent(out []byte, typ string, v map[string]any) []byte {
 	return append(out, "\n\n"...)
 }
 
+// anthropicDelta appends a content_block_delta event without building a
+// map: the common event of a stream.
+func anthropicDelta(out []byte, index int, typ, key, text string) []byte {
+	out = append(out, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":"...)
+	out = appendInt(out, int64(index))
+	out = append(out, `,"delta":{"type":"`...)
+	out = append(out, typ...)
+	out = append(out, `","`...)
+	out = append(out, key...)
+	out = append(out, `":`...)
+	out = appendJSONString(out, text)
+	return append(out, "}}\n\n"...)
+}
+
 func (e *anthropicStreamEncoder) start(out []byte, ev Event) []byte {
 	if e.started {
 		return out
@@ -161,7 +175,7 @@ func (e *anthropicStreamEncoder) encode(ev Event, out []byte) []byte {
 			out = e.closeAll(out)
 			out, b.index = e.openBlock(out, EvText, map[string]any{"type": "text", "text": ""})
 		}
-		out = sseEvent(out, "content_block_delta", map[string]any{"index": b.index, "delta": map[string]any{"type": "text_delta", "text": ev.Text}})
+		out = anthropicDelta(out, b.index, "text_delta", "text", ev.Text)
 	case EvThinking, EvSignature:
 		b, ok := e.current(EvThinking)
 		if !ok {
@@ -169,7 +183,7 @@ func (e *anthropicStreamEncoder) encode(ev Event, out []byte) []byte {
 			out, b.index = e.openBlock(out, EvThinking, map[string]any{"type": "thinking", "thinking": "", "signature": ""})
 		}
 		if ev.Kind == EvThinking {
-			out = sseEvent(out, "content_block_delta", map[string]any{"index": b.index, "delta": map[string]any{"type": "thinking_delta", "thinking": ev.Text}})
+			out = anthropicDelta(out, b.index, "thinking_delta", "thinking", ev.Text)
 		} else {
 			out = sseEvent(out, "content_block_delta", map[string]any{"index": b.index, "delta": map[string]any{"type": "signature_delta", "signature": ev.Text}})
 		}
@@ -188,7 +202,7 @@ func (e *anthropicStreamEncoder) encode(ev Event, out []byte) []byte {
 		e.ntools++
 	case EvToolArgs:
 		if idx, ok := e.tools[ev.Index]; ok {
-			out = sseEvent(out, "content_block_delta", map[string]any{"index": idx, "delta": map[string]any{"type": "input_json_delta", "partial_json": ev.Text}})
+			out = anthropicDelta(out, idx, "input_json_delta", "partial_json", ev.Text)
 		}
 	case EvFinish:
 		out = e.closeAll(out)

@@ -114,6 +114,31 @@ type openAIStreamEncoder struct {
 	id           string
 	started      bool
 	tools        int
+	prefix       []byte // `data: {"id":…,"choices":[{"index":0,"delta":`
+}
+
+const openAIDeltaSuffix = `,"logprobs":null,"finish_reason":null}]}` + "\n\n"
+
+// delta appends a chunk whose delta is {"<key>":<text>} without building
+// a map: the common event of a stream.
+func (e *openAIStreamEncoder) delta(out []byte, key, text string) []byte {
+	if e.prefix == nil {
+		p := append([]byte(nil), `data: {"id":`...)
+		p = appendJSONString(p, e.id)
+		p = append(p, `,"object":"chat.completion.chunk","created":`...)
+		p = appendInt(p, e.created)
+		p = append(p, `,"model":`...)
+		p = appendJSONString(p, e.model)
+		p = append(p, `,"choices":[{"index":0,"delta":`...)
+		e.prefix = p
+	}
+	out = append(out, e.prefix...)
+	out = append(out, `{"`...)
+	out = append(out, key...)
+	out = append(out, `":`...)
+	out = appendJSONString(out, text)
+	out = append(out, '}')
+	return append(out, openAIDeltaSuffix...)
 }
 
 func (e *openAIStreamEncoder) chunk(out []byte, delta map[string]any, finish any) []byte {
@@ -142,16 +167,24 @@ func (e *openAIStreamEncoder) encode(ev Event, out []byte) []byte {
 	}
 	switch ev.Kind {
 	case EvText:
-		out = e.chunk(out, map[string]any{"content": ev.Text}, nil)
+		out = e.delta(out, "content", ev.Text)
 	case EvThinking:
-		out = e.chunk(out, map[string]any{"reasoning_content": ev.Text}, nil)
+		out = e.delta(out, "reasoning_content", ev.Text)
 	case EvToolStart:
 		e.tools++
 		out = e.chunk(out, map[string]any{"tool_calls": []any{map[string]any{"index": ev.Index, "id": ev.ID, "type": "function",
 			"function": map[string]any{"name": ev.Name, "arguments": ""}}}}, nil)
 	case EvToolArgs:
-		out = e.chunk(out, map[string]any{"tool_calls": []any{map[string]any{"index": ev.Index,
-			"function": map[string]any{"arguments": ev.Text}}}}, nil)
+		if e.prefix == nil {
+			out = e.delta(out[:len(out):len(out)], "content", "")[:len(out)] // builds the prefix
+		}
+		out = append(out, e.prefix...)
+		out = append(out, `{"tool_calls":[{"index":`...)
+		out = appendInt(out, int64(ev.Index))
+		out = append(out, `,"function":{"arguments":`...)
+		out = appendJSONString(out, ev.Text)
+		out = append(out, `}}]}`...)
+		out = append(out, openAIDeltaSuffix...)
 	case EvFinish:
 		stop := ev.Stop
 		if stop == StopToolUse && e.tools == 0 {

@@ -188,7 +188,16 @@ func (e *responsesStreamEncoder) encode(ev Event, out []byte) []byte {
 				"part": map[string]any{"type": "output_text", "text": "", "annotations": []any{}, "logprobs": []any{}}})
 		}
 		it.text.WriteString(ev.Text)
-		out = e.ev(out, "response.output_text.delta", map[string]any{"item_id": it.id, "output_index": it.index, "content_index": 0, "delta": ev.Text, "logprobs": []any{}})
+		out = append(out, "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":"...)
+		out = appendInt(out, int64(e.seq))
+		e.seq++
+		out = append(out, `,"item_id":`...)
+		out = appendJSONString(out, it.id)
+		out = append(out, `,"output_index":`...)
+		out = appendInt(out, int64(it.index))
+		out = append(out, `,"content_index":0,"delta":`...)
+		out = appendJSONString(out, ev.Text)
+		out = append(out, ",\"logprobs\":[]}\n\n"...)
 	case EvToolStart:
 		if it := e.last(); it != nil && it.kind != EvToolStart {
 			out = e.closeAll(out)
@@ -204,7 +213,16 @@ func (e *responsesStreamEncoder) encode(ev Event, out []byte) []byte {
 	case EvToolArgs:
 		if it, ok := e.tools[ev.Index]; ok && it.open {
 			it.text.WriteString(ev.Text)
-			out = e.ev(out, "response.function_call_arguments.delta", map[string]any{"item_id": it.id, "output_index": it.index, "delta": ev.Text})
+			out = append(out, "event: response.function_call_arguments.delta\ndata: {\"type\":\"response.function_call_arguments.delta\",\"sequence_number\":"...)
+			out = appendInt(out, int64(e.seq))
+			e.seq++
+			out = append(out, `,"item_id":`...)
+			out = appendJSONString(out, it.id)
+			out = append(out, `,"output_index":`...)
+			out = appendInt(out, int64(it.index))
+			out = append(out, `,"delta":`...)
+			out = appendJSONString(out, ev.Text)
+			out = append(out, "}\n\n"...)
 		}
 	case EvFinish:
 		out = e.closeAll(out)
