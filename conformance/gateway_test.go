@@ -27,6 +27,9 @@ const (
 	// anthropicProviderKey is the Anthropic provider's API key, known only
 	// to the gateway.
 	anthropicProviderKey = "sk-ant-provider"
+	// responsesProviderKey is the OpenAI Responses provider's API key,
+	// known only to the gateway.
+	responsesProviderKey = "sk-resp-provider"
 	// clientKey is the key the SDK clients send; it must never reach the provider.
 	clientKey = "client-key"
 )
@@ -48,11 +51,12 @@ var models = []modelCase{
 	{name: "gpt-test", dialect: "openai", upstream: "upstream-model"},
 	{name: "claude-test", dialect: "anthropic", upstream: "claude-upstream"},
 	{name: "llama-test", dialect: "ollama", upstream: "llama-upstream"},
+	{name: "resp-test", dialect: "responses", upstream: "resp-upstream"},
 }
 
 // cachedTokens is how many of the input tokens the provider of m reports
-// as read from its cache: the mock reports some in the OpenAI and
-// Anthropic dialects, and Ollama has no such count.
+// as read from its cache: the mock reports some in the OpenAI, Anthropic
+// and Responses dialects, and Ollama has no such count.
 func (m modelCase) cachedTokens() int64 {
 	if m.dialect == "ollama" {
 		return 0
@@ -150,6 +154,11 @@ func run(m *testing.M) int {
 			dialect ollama
 			url %[5]s
 		}
+		provider mockresp {
+			dialect responses
+			url %[5]s
+			api_key %[14]s
+		}
 		model %[8]s mock %[9]s {
 			price 1 2 0.5
 			capabilities tools
@@ -162,6 +171,10 @@ func run(m *testing.M) int {
 		model %[12]s mockollama %[13]s {
 			capabilities tools
 		}
+		model %[15]s mockresp %[16]s {
+			price 1 2 0.5
+			capabilities tools
+		}
 	}
 }
 :%[2]d {
@@ -170,7 +183,8 @@ func run(m *testing.M) int {
 	llm_translate
 }
 `, adminPort, httpPort, httpsPort, storage, mockSrv.URL, providerKey, anthropicProviderKey,
-		models[0].name, models[0].upstream, models[1].name, models[1].upstream, models[2].name, models[2].upstream)
+		models[0].name, models[0].upstream, models[1].name, models[1].upstream, models[2].name, models[2].upstream,
+		responsesProviderKey, models[3].name, models[3].upstream)
 	if err := os.WriteFile(caddyfile, []byte(conf), 0o600); err != nil {
 		fmt.Fprintln(os.Stderr, "conformance:", err)
 		return 1
@@ -311,6 +325,8 @@ func (m modelCase) upstreamPathSuffix() string {
 		return "/v1/messages"
 	case "ollama":
 		return "/api/chat"
+	case "responses":
+		return "/v1/responses"
 	}
 	return "/chat/completions"
 }
@@ -346,6 +362,10 @@ func upstreamProblems(r mockllm.Received, m modelCase) []string {
 		}
 		if r.Header.Get("Anthropic-Version") == "" {
 			problems = append(problems, "no anthropic-version header")
+		}
+	case "responses":
+		if got, want := r.Header.Get("Authorization"), "Bearer "+responsesProviderKey; got != want {
+			problems = append(problems, fmt.Sprintf("Authorization = %q, want %q", got, want))
 		}
 	}
 	if model, err := upstreamModel(r); err != nil {

@@ -6,7 +6,7 @@
 //   - 1.13.0, the newest: the key as Authorization: Bearer,
 //     anthropic-version 2026-10-21.
 //
-// Usage: GATEWAY_URL=http://127.0.0.1:PORT LLMGATE_MODELS=gpt-test,claude-test,llama-test node anthropic_messages.mjs
+// Usage: GATEWAY_URL=http://127.0.0.1:PORT LLMGATE_MODELS=gpt-test,claude-test,llama-test,resp-test node anthropic_messages.mjs
 //
 // Every check runs for every model of LLMGATE_MODELS with both SDKs,
 // whatever the dialect of the provider that serves it (see harness.mjs).

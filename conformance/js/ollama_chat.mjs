@@ -1,7 +1,7 @@
 // Conformance checks of the gateway's Ollama native /api/chat endpoint with
 // the ollama package for JavaScript.
 //
-// Usage: GATEWAY_URL=http://127.0.0.1:PORT LLMGATE_MODELS=gpt-test,claude-test,llama-test node ollama_chat.mjs
+// Usage: GATEWAY_URL=http://127.0.0.1:PORT LLMGATE_MODELS=gpt-test,claude-test,llama-test,resp-test node ollama_chat.mjs
 //
 // Every check runs for every model of LLMGATE_MODELS, whatever the dialect
 // of the provider that serves it (see harness.mjs). Ollama has no

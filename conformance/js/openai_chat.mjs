@@ -1,7 +1,7 @@
 // Conformance checks of the gateway's OpenAI Chat Completions endpoint with
 // the official openai package for JavaScript.
 //
-// Usage: GATEWAY_URL=http://127.0.0.1:PORT LLMGATE_MODELS=gpt-test,claude-test,llama-test node openai_chat.mjs
+// Usage: GATEWAY_URL=http://127.0.0.1:PORT LLMGATE_MODELS=gpt-test,claude-test,llama-test,resp-test node openai_chat.mjs
 //
 // Every check runs for every model of LLMGATE_MODELS, whatever the dialect
 // of the provider that serves it (see harness.mjs for the environment and
