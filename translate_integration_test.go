@@ -334,11 +334,17 @@ func btoi(b bool) int {
 // end reaches the client as an error in its dialect, never a clean end.
 func TestTranslatedStreamCutShort(t *testing.T) {
 	_, srv := startMock(t)
-	cfg := strings.Replace(gatewayConfig(t, srv.URL, storageDir, "", ""), "model llama mockollama llama3", "model llama mockollama llama3\n\t\tmodel broken mockant mock-break", 1)
+	cfg := strings.Replace(gatewayConfig(t, srv.URL, storageDir, "", ""), "model llama mockollama llama3",
+		"model llama mockollama llama3\n\t\tmodel broken mockant mock-break\n\t\tmodel broken-oa mock mock-break\n\t\tmodel broken-ol mockollama mock-break\n\t\tmodel broken-rs mockresp mock-break", 1)
 	tester := caddytest.NewTester(t)
 	tester.InitServer(cfg, "caddyfile")
-	for _, client := range []string{"openai", "ollama", "responses"} {
-		path, body := clientRequest(client, "broken", true, false)
+	cases := []struct{ client, model string }{
+		{"openai", "broken"}, {"ollama", "broken"}, {"responses", "broken"}, // translated
+		{"openai", "broken-oa"}, {"ollama", "broken-ol"}, {"responses", "broken-rs"}, {"anthropic", "broken"}, // passed through
+	}
+	for _, c := range cases {
+		client := c.client
+		path, body := clientRequest(client, c.model, true, false)
 		resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
@@ -358,6 +364,10 @@ func TestTranslatedStreamCutShort(t *testing.T) {
 		case "responses":
 			if strings.Contains(s, "response.completed") || !strings.Contains(s, "response.failed") {
 				t.Errorf("responses client got a clean-looking end:\n%s", s)
+			}
+		case "anthropic":
+			if strings.Contains(s, "message_stop") || !strings.Contains(s, "event: error") {
+				t.Errorf("anthropic client got a clean-looking end:\n%s", s)
 			}
 		}
 	}

@@ -324,3 +324,44 @@ func ResponseStream(to Dialect, r *ChatResponse, o StreamOptions) ([]byte, error
 	t.emit(Event{Kind: EvFinish, Stop: r.Stop, NativeStop: r.NativeStop, Usage: r.Usage})
 	return t.out, nil
 }
+
+// StreamEnded reports whether one stream event (an SSE event's name and
+// data, or an NDJSON line) is the event that ends a complete answer in
+// dialect d: OpenAI's [DONE], Anthropic's message_stop, Responses'
+// response.completed or .incomplete (or .failed, which ends it with an
+// error already), Ollama's "done":true line. The pass-through path uses
+// it to tell a finished stream from one cut short.
+func StreamEnded(d Dialect, name string, data []byte) bool {
+	switch d {
+	case OpenAI:
+		return bytes.Equal(bytes.TrimSpace(data), []byte("[DONE]"))
+	case Anthropic:
+		return name == "message_stop" || name == "error" ||
+			bytes.Contains(data, []byte(`"type":"message_stop"`)) || bytes.Contains(data, []byte(`"type":"error"`))
+	case Responses:
+		return name == "response.completed" || name == "response.incomplete" || name == "response.failed"
+	case Ollama:
+		return bytes.Contains(data, []byte(`"done":true`)) || bytes.HasPrefix(bytes.TrimSpace(data), []byte(`{"error"`))
+	}
+	return true
+}
+
+// StreamError renders an error event in dialect d that ends a stream the
+// client has partly received (seq: the number of events it has had, for
+// Responses' sequence numbers).
+func StreamError(d Dialect, msg string, status, seq int) []byte {
+	var enc streamEncoder
+	switch d {
+	case OpenAI:
+		enc = &openAIStreamEncoder{}
+	case Anthropic:
+		enc = &anthropicStreamEncoder{}
+	case Responses:
+		enc = &responsesStreamEncoder{started: true, seq: seq, id: NewID("resp_")}
+	case Ollama:
+		enc = &ollamaStreamEncoder{}
+	default:
+		return nil
+	}
+	return enc.encode(Event{Kind: EvError, Text: msg, Status: status}, nil)
+}

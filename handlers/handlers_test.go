@@ -38,7 +38,7 @@ func TestTapStripsUsageChunk(t *testing.T) {
 			tap.WriteHeader(200)
 			_, _ = tap.Write([]byte(usageStream[:cut]))
 			_, _ = tap.Write([]byte(usageStream[cut:]))
-			tap.finish()
+			tap.finish(false)
 			expect := usageStream
 			if strip {
 				expect = want
@@ -59,7 +59,7 @@ func TestTapJSONAndNDJSON(t *testing.T) {
 	tap := newUsageTap(rec, dialects.Anthropic, false)
 	body := `{"content":[],"usage":{"input_tokens":4,"cache_read_input_tokens":6,"output_tokens":9}}`
 	_, _ = io.Copy(tap, strings.NewReader(body)) // through ReadFrom
-	tap.finish()
+	tap.finish(false)
 	if u, ok := tap.usage(); !ok || u.Input != 10 || u.Output != 9 || rec.Body.String() != body {
 		t.Errorf("json: %+v %v %q", u, ok, rec.Body.String())
 	}
@@ -68,7 +68,7 @@ func TestTapJSONAndNDJSON(t *testing.T) {
 	tap = newUsageTap(rec, dialects.Ollama, false)
 	_, _ = tap.Write([]byte("{\"message\":{\"content\":\"a\"},\"done\":false}\n{\"done\":true,\"prompt_eval_count\":3,"))
 	_, _ = tap.Write([]byte("\"eval_count\":4}")) // no final newline
-	tap.finish()
+	tap.finish(false)
 	if u, ok := tap.usage(); !ok || u.Input != 3 || u.Output != 4 {
 		t.Errorf("ndjson: %+v %v", u, ok)
 	}
@@ -205,3 +205,38 @@ type discardWriter struct{ h http.Header }
 func (d discardWriter) Header() http.Header         { return d.h }
 func (d discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (d discardWriter) WriteHeader(int)             {}
+
+// TestTapEndsTruncatedStream: a pass-through stream that stops before its
+// end event gets an error event in its dialect; a complete one does not.
+func TestTapEndsTruncatedStream(t *testing.T) {
+	cases := []struct {
+		d           dialects.Dialect
+		ct, stream  string
+		complete    bool
+		errorMarker string
+	}{
+		{dialects.OpenAI, "text/event-stream", "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n", false, `data: {"error"`},
+		{dialects.OpenAI, "text/event-stream", "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: [DONE]\n\n", true, ""},
+		{dialects.Anthropic, "text/event-stream", "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{}}\n\n", false, "event: error"},
+		{dialects.Anthropic, "text/event-stream", "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n", true, ""},
+		{dialects.Responses, "text/event-stream", "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0}\n\n", false, "event: response.failed"},
+		{dialects.Ollama, "application/x-ndjson", "{\"message\":{\"content\":\"a\"},\"done\":false}\n", false, `{"error"`},
+		{dialects.Ollama, "application/x-ndjson", "{\"done\":true,\"eval_count\":1}", true, ""},
+	}
+	for _, c := range cases {
+		rec := httptest.NewRecorder()
+		rec.Header().Set("Content-Type", c.ct)
+		tap := newUsageTap(rec, c.d, false)
+		tap.WriteHeader(200)
+		_, _ = tap.Write([]byte(c.stream))
+		tap.finish(false)
+		got := rec.Body.String()
+		extra := strings.TrimPrefix(got, c.stream)
+		if c.complete && extra != "" {
+			t.Errorf("%s complete stream got %q appended", c.d, extra)
+		}
+		if !c.complete && !strings.Contains(extra, c.errorMarker) {
+			t.Errorf("%s truncated stream: appended %q, want %s", c.d, extra, c.errorMarker)
+		}
+	}
+}

@@ -50,6 +50,11 @@ type usageTap struct {
 	stream      dialects.StreamUsage
 	bodyUsage   dialects.Usage
 	bodyUsageOK bool
+	// Stream end detection: a stream that stops without its end event
+	// gets an error event, never a clean-looking end.
+	event  []byte // SSE: name of the current event
+	events int    // SSE data events seen
+	ended  bool
 }
 
 func newUsageTap(w http.ResponseWriter, d dialects.Dialect, strip bool) *usageTap {
@@ -174,18 +179,28 @@ func (t *usageTap) line(line []byte) {
 	dropped := false
 	if t.kind == kindSSE {
 		if len(data) == 0 {
+			t.event = t.event[:0]
 			if t.dropBlank {
 				t.dropBlank = false
 				return
 			}
+		} else if bytes.HasPrefix(data, []byte("event:")) {
+			t.event = append(t.event[:0], bytes.TrimSpace(data[6:])...)
 		} else if bytes.HasPrefix(data, []byte("data:")) {
 			payload := bytes.TrimSpace(data[5:])
+			t.events++
+			if !t.ended && dialects.StreamEnded(t.dialect, string(t.event), payload) {
+				t.ended = true
+			}
 			if len(payload) > 0 && payload[0] == '{' {
 				dropped = t.stream.Event(payload) && t.strip
 			}
 		}
 	} else if len(data) > 0 {
 		t.stream.Event(data)
+		if !t.ended && dialects.StreamEnded(t.dialect, "", data) {
+			t.ended = true
+		}
 	}
 	if dropped {
 		t.dropBlank = true
@@ -196,9 +211,10 @@ func (t *usageTap) line(line []byte) {
 	}
 }
 
-// finish reads the usage of a buffered JSON answer and flushes a partial
-// last line held in strip mode.
-func (t *usageTap) finish() {
+// finish reads the usage of a buffered JSON answer, flushes a partial last
+// line held in strip mode, and ends a stream that stopped short of its end
+// event (or broke off: aborted) with an error event in its dialect.
+func (t *usageTap) finish(aborted bool) {
 	if t.kind == kindJSON && !t.bodyOver && t.status < 300 {
 		t.bodyUsage, t.bodyUsageOK = dialects.UsageFromBody(t.dialect, t.body)
 		t.body = nil
@@ -206,10 +222,28 @@ func (t *usageTap) finish() {
 	if (t.kind == kindSSE || t.kind == kindNDJSON) && len(t.pending) > 0 {
 		line := t.pending
 		t.pending = nil
+		data := bytes.TrimSpace(line)
 		if t.strip {
 			_, _ = t.ResponseWriterWrapper.Write(line)
 		} else if t.kind == kindNDJSON {
-			t.stream.Event(bytes.TrimSpace(line))
+			t.stream.Event(data)
+		}
+		if t.kind == kindSSE {
+			data = bytes.TrimSpace(bytes.TrimPrefix(data, []byte("data:")))
+		}
+		if dialects.StreamEnded(t.dialect, string(t.event), data) {
+			t.ended = true
+		}
+	}
+	if (t.kind == kindSSE || t.kind == kindNDJSON) && t.status == http.StatusOK && !t.ended {
+		t.ended = true
+		msg := "the provider's stream ended before the answer was complete"
+		if aborted {
+			msg = "the connection to the provider broke off before the answer was complete"
+		}
+		if ev := dialects.StreamError(t.dialect, msg, http.StatusBadGateway, t.events); len(ev) > 0 {
+			_, _ = t.ResponseWriterWrapper.Write(ev)
+			_ = http.NewResponseController(t.ResponseWriterWrapper.ResponseWriter).Flush()
 		}
 	}
 }

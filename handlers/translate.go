@@ -54,18 +54,22 @@ func (h *Translate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 
 	tap := newUsageTap(w, target, target == dialects.OpenAI && ex.Request.Stream && !ex.Request.StreamUsage)
 	start := h.GW.Now()
+	aborted := true
 	// Deferred so that a stream aborted half-way (reverse_proxy panics
 	// with http.ErrAbortHandler) still hands the usage read so far to
-	// the ledger: the provider bills the input of an aborted stream.
+	// the ledger (the provider bills the input of an aborted stream) and
+	// the client an error event.
 	defer func() {
 		ex.UpstreamMS = float64(h.GW.Now().Sub(start).Microseconds()) / 1000
-		tap.finish()
+		tap.finish(aborted)
 		ex.Status = tap.status
 		if u, ok := tap.usage(); ok {
 			ex.Usage, ex.UsageSeen = u, true
 		}
 	}()
-	return upstream.ServeHTTP(tap, r, next)
+	err = upstream.ServeHTTP(tap, r, next)
+	aborted = err != nil
+	return err
 }
 
 // translate serves a request whose client and provider speak different
