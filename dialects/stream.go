@@ -331,15 +331,16 @@ func ResponseStream(to Dialect, r *ChatResponse, o StreamOptions) ([]byte, error
 // response.completed or .incomplete (or .failed, which ends it with an
 // error already), Ollama's "done":true line. The pass-through path uses
 // it to tell a finished stream from one cut short.
-func StreamEnded(d Dialect, name string, data []byte) bool {
+func StreamEnded(d Dialect, name, data []byte) bool {
 	switch d {
 	case OpenAI:
 		return bytes.Equal(bytes.TrimSpace(data), []byte("[DONE]"))
 	case Anthropic:
-		return name == "message_stop" || name == "error" ||
+		return string(name) == "message_stop" || string(name) == "error" ||
 			bytes.Contains(data, []byte(`"type":"message_stop"`)) || bytes.Contains(data, []byte(`"type":"error"`))
 	case Responses:
-		return name == "response.completed" || name == "response.incomplete" || name == "response.failed"
+		n := string(name) // no allocation: compared only
+		return n == "response.completed" || n == "response.incomplete" || n == "response.failed"
 	case Ollama:
 		return bytes.Contains(data, []byte(`"done":true`)) || bytes.HasPrefix(bytes.TrimSpace(data), []byte(`{"error"`))
 	}

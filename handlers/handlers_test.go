@@ -240,3 +240,17 @@ func TestTapEndsTruncatedStream(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTapAnthropicEvent: the tap on an Anthropic pass-through stream
+// (named events), per event.
+func BenchmarkTapAnthropicEvent(b *testing.B) {
+	ev := []byte("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hello\"}}\n\n")
+	w := discardWriter{h: http.Header{"Content-Type": {"text/event-stream"}}}
+	tap := newUsageTap(w, dialects.Anthropic, false)
+	tap.WriteHeader(200)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(ev)))
+	for b.Loop() {
+		_, _ = tap.Write(ev)
+	}
+}

@@ -189,7 +189,7 @@ func (t *usageTap) line(line []byte) {
 		} else if bytes.HasPrefix(data, []byte("data:")) {
 			payload := bytes.TrimSpace(data[5:])
 			t.events++
-			if !t.ended && dialects.StreamEnded(t.dialect, string(t.event), payload) {
+			if !t.ended && dialects.StreamEnded(t.dialect, t.event, payload) {
 				t.ended = true
 			}
 			if len(payload) > 0 && payload[0] == '{' {
@@ -198,7 +198,7 @@ func (t *usageTap) line(line []byte) {
 		}
 	} else if len(data) > 0 {
 		t.stream.Event(data)
-		if !t.ended && dialects.StreamEnded(t.dialect, "", data) {
+		if !t.ended && dialects.StreamEnded(t.dialect, nil, data) {
 			t.ended = true
 		}
 	}
@@ -231,7 +231,7 @@ func (t *usageTap) finish(aborted bool) {
 		if t.kind == kindSSE {
 			data = bytes.TrimSpace(bytes.TrimPrefix(data, []byte("data:")))
 		}
-		if dialects.StreamEnded(t.dialect, string(t.event), data) {
+		if dialects.StreamEnded(t.dialect, t.event, data) {
 			t.ended = true
 		}
 	}
