@@ -2,8 +2,9 @@
 # Runs the whole test suite: formatting and vet, unit and integration
 # tests (Caddy in-process against a mock provider, reloads under load,
 # Caddyfile golden tests), then the conformance suite: the built gateway
-# binary with the official SDKs as clients (Go openai-go and
-# anthropic-sdk-go; npm openai, @anthropic-ai/sdk 0.x and 1.x, ollama).
+# binary with the official SDKs as clients (Go openai-go, Chat and
+# Responses, and anthropic-sdk-go; npm openai, @anthropic-ai/sdk 0.x and
+# 1.x, ollama) against providers of all four dialects.
 #
 #   ./test.sh            everything
 #   ./test.sh -short     skip the slow integration tests and conformance
