@@ -23,7 +23,7 @@ func DecodeAnthropicRequest(body []byte) (*ChatRequest, *Error) {
 		r.System = anthropicBlocks(s)
 	}
 	var err *Error
-	root.Get("messages").ForEach(func(_, m gjson.Result) bool {
+	each(root.Get("messages"), func(_, m gjson.Result) bool {
 		role := m.Get("role").Str
 		c := m.Get("content")
 		var parts []Part
@@ -64,7 +64,7 @@ func DecodeAnthropicRequest(body []byte) (*ChatRequest, *Error) {
 	if err != nil {
 		return nil, err
 	}
-	root.Get("tools").ForEach(func(_, t gjson.Result) bool {
+	each(root.Get("tools"), func(_, t gjson.Result) bool {
 		schema := t.Get("input_schema").Raw
 		if schema == "" {
 			schema = `{"type":"object","properties":{}}`
@@ -90,7 +90,7 @@ func DecodeAnthropicRequest(body []byte) (*ChatRequest, *Error) {
 	}
 	r.Temperature = optFloat(root.Get("temperature"))
 	r.TopP = optFloat(root.Get("top_p"))
-	root.Get("stop_sequences").ForEach(func(_, v gjson.Result) bool { r.Stop = append(r.Stop, v.Str); return true })
+	each(root.Get("stop_sequences"), func(_, v gjson.Result) bool { r.Stop = append(r.Stop, v.Str); return true })
 	if th := root.Get("thinking"); th.Get("type").Str == "enabled" {
 		r.ThinkingBudget = int(th.Get("budget_tokens").Int())
 		if r.ThinkingBudget == 0 {
@@ -112,7 +112,7 @@ func DecodeAnthropicRequest(body []byte) (*ChatRequest, *Error) {
 // anthropicBlocks reads an array of content blocks.
 func anthropicBlocks(c gjson.Result) []Part {
 	var parts []Part
-	c.ForEach(func(_, b gjson.Result) bool {
+	each(c, func(_, b gjson.Result) bool {
 		switch b.Get("type").Str {
 		case "text":
 			parts = append(parts, Part{Type: PartText, Text: b.Get("text").Str})
@@ -212,11 +212,7 @@ func EncodeAnthropicRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 			system = append(system, b)
 		}
 	}
-	type turn struct {
-		role   string
-		blocks []map[string]any
-	}
-	var turns []turn
+	var turns []anthropicTurn
 	add := func(role string, blocks []map[string]any) {
 		if len(blocks) == 0 {
 			return
@@ -225,7 +221,7 @@ func EncodeAnthropicRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 			turns[n-1].blocks = append(turns[n-1].blocks, blocks...)
 			return
 		}
-		turns = append(turns, turn{role, blocks})
+		turns = append(turns, anthropicTurn{role, blocks})
 	}
 	ids := map[string]string{} // tool-call ids generated for calls that had none
 	for _, m := range r.Messages {
@@ -273,6 +269,12 @@ func EncodeAnthropicRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 	budget := r.ThinkingBudget
 	if budget == 0 && r.ReasoningEffort != "" && o.Reasoning {
 		budget = effortBudget(r.ReasoningEffort)
+	}
+	if budget > 0 && !toolTurnsSigned(turns) {
+		// With thinking on, Anthropic requires an assistant turn that
+		// calls tools to begin with its signed thinking block; history
+		// from another provider has none, so thinking stays off.
+		budget = 0
 	}
 	if budget > 0 {
 		if budget < 1024 {
@@ -438,4 +440,35 @@ func EncodeAnthropicResponse(r *ChatResponse, model string) ([]byte, error) {
 	}
 	return json.Marshal(map[string]any{"id": id, "type": "message", "role": "assistant", "model": model,
 		"content": content, "stop_reason": anthropicStop(r.Stop), "stop_sequence": seq, "usage": anthropicUsageJSON(r.Usage)})
+}
+
+type anthropicTurn struct {
+	role   string
+	blocks []map[string]any
+}
+
+// toolTurnsSigned reports whether every assistant turn that calls a tool
+// begins with a signed thinking (or redacted thinking) block.
+func toolTurnsSigned(turns []anthropicTurn) bool {
+	for _, t := range turns {
+		if t.role != "assistant" {
+			continue
+		}
+		calls := false
+		for _, b := range t.blocks {
+			if b["type"] == "tool_use" {
+				calls = true
+			}
+		}
+		if !calls {
+			continue
+		}
+		if len(t.blocks) == 0 {
+			return false
+		}
+		if typ := t.blocks[0]["type"]; typ != "thinking" && typ != "redacted_thinking" {
+			return false
+		}
+	}
+	return true
 }

@@ -1,6 +1,10 @@
 package dialects
 
-import "crypto/rand"
+import (
+	"crypto/rand"
+
+	"github.com/tidwall/gjson"
+)
 
 // The neutral model: what every dialect's request, answer and stream is
 // decoded into when client and provider speak different dialects, and
@@ -160,6 +164,19 @@ func effortBudget(effort string) int {
 	}
 }
 
+// openAIEffort maps an effort to the values OpenAI accepts.
+func openAIEffort(e string) string {
+	switch e {
+	case "minimal", "low", "medium", "high":
+		return e
+	case "none":
+		return "minimal"
+	case "xhigh", "max":
+		return "high"
+	}
+	return "medium"
+}
+
 func budgetEffort(budget int) string {
 	switch {
 	case budget <= 2048:
@@ -194,4 +211,26 @@ func randomID(prefix string) string {
 		b[i] = alphabet[int(b[i])%len(alphabet)]
 	}
 	return prefix + string(b[:])
+}
+
+// each calls fn for every element of v when v is an array, and never
+// otherwise: gjson's ForEach calls fn once for a JSON null, which would
+// turn "tool_calls":null into a nameless tool call.
+func each(v gjson.Result, fn func(k, v gjson.Result) bool) {
+	if v.IsArray() {
+		v.ForEach(fn)
+	}
+}
+
+// optBool reads a JSON boolean; nil for null or absent.
+func optBool(v gjson.Result) *bool {
+	switch v.Type {
+	case gjson.True:
+		b := true
+		return &b
+	case gjson.False:
+		b := false
+		return &b
+	}
+	return nil
 }

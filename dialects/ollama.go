@@ -20,8 +20,9 @@ func DecodeOllamaRequest(body []byte) (*ChatRequest, *Error) {
 		r.Stream = s.Bool()
 	}
 	pending := map[string][]string{} // tool name → ids of unanswered calls
+	var order []string               // tool names in the order of their calls
 	var err *Error
-	root.Get("messages").ForEach(func(_, m gjson.Result) bool {
+	each(root.Get("messages"), func(_, m gjson.Result) bool {
 		var parts []Part
 		if t := m.Get("thinking").Str; t != "" {
 			parts = append(parts, Part{Type: PartThinking, Text: t})
@@ -29,7 +30,7 @@ func DecodeOllamaRequest(body []byte) (*ChatRequest, *Error) {
 		if t := m.Get("content").Str; t != "" {
 			parts = append(parts, Part{Type: PartText, Text: t})
 		}
-		m.Get("images").ForEach(func(_, img gjson.Result) bool {
+		each(m.Get("images"), func(_, img gjson.Result) bool {
 			parts = append(parts, Part{Type: PartImage, MediaType: sniffImage(img.Str), Data: img.Str})
 			return true
 		})
@@ -43,11 +44,14 @@ func DecodeOllamaRequest(body []byte) (*ChatRequest, *Error) {
 		case "user":
 			r.Messages = append(r.Messages, Message{Role: RoleUser, Parts: parts})
 		case "assistant":
-			m.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
+			each(m.Get("tool_calls"), func(_, tc gjson.Result) bool {
 				name := tc.Get("function.name").Str
 				id := tc.Get("id").Str
 				if id == "" {
 					id = NewID("call_")
+				}
+				if len(pending[name]) == 0 {
+					order = append(order, name)
 				}
 				pending[name] = append(pending[name], id)
 				args := tc.Get("function.arguments").Raw
@@ -64,6 +68,15 @@ func DecodeOllamaRequest(body []byte) (*ChatRequest, *Error) {
 			if q := pending[name]; id == "" && len(q) > 0 {
 				id, pending[name] = q[0], q[1:]
 			}
+			if id == "" && name == "" {
+				// Older clients name neither: answer the oldest call.
+				for _, n := range order {
+					if q := pending[n]; len(q) > 0 {
+						id, name, pending[n] = q[0], n, q[1:]
+						break
+					}
+				}
+			}
 			content := []Part{{Type: PartText, Text: m.Get("content").Str}}
 			r.Messages = append(r.Messages, Message{Role: RoleTool, Parts: []Part{{Type: PartToolResult, ID: id, Name: name, Content: content}}})
 		default:
@@ -75,7 +88,7 @@ func DecodeOllamaRequest(body []byte) (*ChatRequest, *Error) {
 	if err != nil {
 		return nil, err
 	}
-	root.Get("tools").ForEach(func(_, t gjson.Result) bool {
+	each(root.Get("tools"), func(_, t gjson.Result) bool {
 		f := t.Get("function")
 		schema := f.Get("parameters").Raw
 		if schema == "" {
@@ -92,7 +105,7 @@ func DecodeOllamaRequest(body []byte) (*ChatRequest, *Error) {
 	case s.Type == gjson.String:
 		r.Stop = []string{s.Str}
 	case s.IsArray():
-		s.ForEach(func(_, v gjson.Result) bool { r.Stop = append(r.Stop, v.Str); return true })
+		each(s, func(_, v gjson.Result) bool { r.Stop = append(r.Stop, v.Str); return true })
 	}
 	switch f := root.Get("format"); {
 	case f.Type == gjson.String && f.Str == "json":
@@ -250,7 +263,7 @@ func DecodeOllamaResponse(body []byte) (*ChatResponse, error) {
 	if t := m.Get("content").Str; t != "" {
 		r.Parts = append(r.Parts, Part{Type: PartText, Text: t})
 	}
-	m.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
+	each(m.Get("tool_calls"), func(_, tc gjson.Result) bool {
 		args := tc.Get("function.arguments").Raw
 		if args == "" {
 			args = "{}"
@@ -334,7 +347,7 @@ func (d *ollamaStreamDecoder) event(_ string, data []byte, emit func(Event)) {
 	if t := m.Get("content").Str; t != "" {
 		emit(Event{Kind: EvText, Text: t})
 	}
-	m.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
+	each(m.Get("tool_calls"), func(_, tc gjson.Result) bool {
 		id := tc.Get("id").Str
 		if id == "" {
 			id = NewID("call_")
@@ -360,9 +373,14 @@ func (d *ollamaStreamDecoder) end(func(Event)) {}
 
 type ollamaStreamEncoder struct {
 	model string
-	tools []Part // tool calls are sent whole, when complete
-	index []int  // the neutral tool index of each pending call
+	tools []Part   // tool calls are sent whole, when complete
+	index []int    // the neutral tool index of each pending call
+	args  [][]byte // their arguments so far
+	size  int
 }
+
+// maxToolArgs bounds the arguments held for Ollama's whole tool calls.
+const maxToolArgs = 16 << 20
 
 func (e *ollamaStreamEncoder) line(out []byte, v map[string]any) []byte {
 	v["model"] = e.model
@@ -376,8 +394,11 @@ func (e *ollamaStreamEncoder) flushTools(out []byte) []byte {
 	if len(e.tools) == 0 {
 		return out
 	}
+	for i := range e.tools {
+		e.tools[i].Args = string(e.args[i])
+	}
 	out = e.line(out, map[string]any{"message": map[string]any{"role": "assistant", "content": "", "tool_calls": ollamaToolCalls(e.tools)}, "done": false})
-	e.tools, e.index = e.tools[:0], e.index[:0]
+	e.tools, e.index, e.args, e.size = e.tools[:0], e.index[:0], nil, 0
 	return out
 }
 
@@ -398,10 +419,16 @@ func (e *ollamaStreamEncoder) encode(ev Event, out []byte) []byte {
 	case EvToolStart:
 		e.tools = append(e.tools, Part{Type: PartToolCall, ID: ev.ID, Name: ev.Name})
 		e.index = append(e.index, ev.Index)
+		e.args = append(e.args, nil)
 	case EvToolArgs:
+		e.size += len(ev.Text)
+		if e.size > maxToolArgs {
+			e.tools, e.index, e.args = nil, nil, nil
+			return e.encode(Event{Kind: EvError, Text: "tool call arguments too large", Status: 502}, out)
+		}
 		for i, idx := range e.index {
 			if idx == ev.Index {
-				e.tools[i].Args += ev.Text
+				e.args[i] = append(e.args[i], ev.Text...)
 				break
 			}
 		}

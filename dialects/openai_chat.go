@@ -16,7 +16,7 @@ func DecodeOpenAIRequest(body []byte) (*ChatRequest, *Error) {
 	r.StreamUsage = root.Get("stream_options.include_usage").Bool()
 	leading := true
 	var err *Error
-	root.Get("messages").ForEach(func(_, m gjson.Result) bool {
+	each(root.Get("messages"), func(_, m gjson.Result) bool {
 		role := m.Get("role").Str
 		switch role {
 		case "system", "developer":
@@ -38,7 +38,7 @@ func DecodeOpenAIRequest(body []byte) (*ChatRequest, *Error) {
 				}
 			}
 			msg.Parts = append(msg.Parts, openAIContent(m.Get("content"))...)
-			m.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
+			each(m.Get("tool_calls"), func(_, tc gjson.Result) bool {
 				args := tc.Get("function.arguments").Str
 				if args == "" {
 					args = "{}"
@@ -64,7 +64,7 @@ func DecodeOpenAIRequest(body []byte) (*ChatRequest, *Error) {
 	if err != nil {
 		return nil, err
 	}
-	root.Get("tools").ForEach(func(_, t gjson.Result) bool {
+	each(root.Get("tools"), func(_, t gjson.Result) bool {
 		f := t.Get("function")
 		schema := f.Get("parameters").Raw
 		if schema == "" {
@@ -79,12 +79,9 @@ func DecodeOpenAIRequest(body []byte) (*ChatRequest, *Error) {
 	case tc.IsObject():
 		r.ToolChoice = &ToolChoice{Mode: "tool", Name: tc.Get("function.name").Str}
 	}
-	if p := root.Get("parallel_tool_calls"); p.Exists() {
-		b := p.Bool()
-		r.ParallelToolCalls = &b
-	}
+	r.ParallelToolCalls = optBool(root.Get("parallel_tool_calls"))
 	for _, k := range []string{"max_completion_tokens", "max_tokens"} {
-		if v := root.Get(k); v.Exists() {
+		if v := root.Get(k); v.Type == gjson.Number {
 			r.MaxTokens = int(v.Int())
 			break
 		}
@@ -95,7 +92,7 @@ func DecodeOpenAIRequest(body []byte) (*ChatRequest, *Error) {
 	case s.Type == gjson.String:
 		r.Stop = []string{s.Str}
 	case s.IsArray():
-		s.ForEach(func(_, v gjson.Result) bool { r.Stop = append(r.Stop, v.Str); return true })
+		each(s, func(_, v gjson.Result) bool { r.Stop = append(r.Stop, v.Str); return true })
 	}
 	if rf := root.Get("response_format"); rf.IsObject() {
 		switch rf.Get("type").Str {
@@ -127,7 +124,7 @@ func openAIContent(c gjson.Result) []Part {
 		return []Part{{Type: PartText, Text: c.Str}}
 	}
 	var parts []Part
-	c.ForEach(func(_, p gjson.Result) bool {
+	each(c, func(_, p gjson.Result) bool {
 		switch p.Get("type").Str {
 		case "text", "input_text", "output_text":
 			parts = append(parts, Part{Type: PartText, Text: p.Get("text").Str})
@@ -230,7 +227,20 @@ func EncodeOpenAIRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 	if len(r.System) > 0 {
 		msgs = append(msgs, oaMessage{Role: "system", Content: joinText(r.System, "\n\n")})
 	}
+	// Tool messages take text only; images a tool returned follow as one
+	// user message after the whole run of tool messages (OpenAI wants the
+	// tool messages right after the assistant's tool_calls).
+	var toolImages []Part
+	flushImages := func() {
+		if len(toolImages) > 0 {
+			msgs = append(msgs, oaMessage{Role: "user", Content: oaContent(toolImages)})
+			toolImages = nil
+		}
+	}
 	for _, m := range r.Messages {
+		if m.Role != RoleTool {
+			flushImages()
+		}
 		switch m.Role {
 		case RoleSystem:
 			msgs = append(msgs, oaMessage{Role: "system", Content: joinText(m.Parts, "\n\n")})
@@ -258,15 +268,12 @@ func EncodeOpenAIRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 						content = "error"
 					}
 					msgs = append(msgs, oaMessage{Role: "tool", ToolCallID: p.ID, Content: content})
-					if imgs := images(p.Content); len(imgs) > 0 {
-						// Tool messages take text only: the images
-						// follow as a user message.
-						msgs = append(msgs, oaMessage{Role: "user", Content: oaContent(imgs)})
-					}
+					toolImages = append(toolImages, images(p.Content)...)
 				}
 			}
 		}
 	}
+	flushImages()
 	req := map[string]any{"model": o.Model, "messages": msgs}
 	if len(r.Tools) > 0 {
 		var tools []map[string]any
@@ -317,10 +324,12 @@ func EncodeOpenAIRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 			req["response_format"] = map[string]any{"type": "json_object"}
 		}
 	}
+	// Non-reasoning models reject reasoning_effort.
 	switch {
+	case !o.Reasoning:
 	case r.ReasoningEffort != "":
-		req["reasoning_effort"] = r.ReasoningEffort
-	case r.ThinkingBudget > 0 && o.Reasoning:
+		req["reasoning_effort"] = openAIEffort(r.ReasoningEffort)
+	case r.ThinkingBudget > 0:
 		req["reasoning_effort"] = budgetEffort(r.ThinkingBudget)
 	}
 	if r.User != "" {
@@ -391,7 +400,7 @@ func DecodeOpenAIResponse(body []byte) (*ChatResponse, error) {
 	if t := m.Get("content").Str; t != "" {
 		r.Parts = append(r.Parts, Part{Type: PartText, Text: t})
 	}
-	m.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
+	each(m.Get("tool_calls"), func(_, tc gjson.Result) bool {
 		args := tc.Get("function.arguments").Str
 		if args == "" {
 			args = "{}"

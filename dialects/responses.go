@@ -27,7 +27,7 @@ func DecodeResponsesRequest(body []byte) (*ChatRequest, *Error) {
 		r.Messages = []Message{{Role: RoleUser, Parts: []Part{{Type: PartText, Text: in.Str}}}}
 	}
 	var err *Error
-	in.ForEach(func(_, it gjson.Result) bool {
+	each(in, func(_, it gjson.Result) bool {
 		typ := it.Get("type").Str
 		switch {
 		case typ == "function_call":
@@ -52,7 +52,7 @@ func DecodeResponsesRequest(body []byte) (*ChatRequest, *Error) {
 			r.Messages = append(r.Messages, Message{Role: RoleTool, Parts: []Part{{Type: PartToolResult, ID: it.Get("call_id").Str, Content: content}}})
 		case typ == "reasoning":
 			var text strings.Builder
-			it.Get("summary").ForEach(func(_, s gjson.Result) bool { text.WriteString(s.Get("text").Str); return true })
+			each(it.Get("summary"), func(_, s gjson.Result) bool { text.WriteString(s.Get("text").Str); return true })
 			if text.Len() > 0 {
 				p := Part{Type: PartThinking, Text: text.String()}
 				r.Messages = append(r.Messages, Message{Role: RoleAssistant, Parts: []Part{p}})
@@ -84,7 +84,7 @@ func DecodeResponsesRequest(body []byte) (*ChatRequest, *Error) {
 	if err != nil {
 		return nil, err
 	}
-	root.Get("tools").ForEach(func(_, t gjson.Result) bool {
+	each(root.Get("tools"), func(_, t gjson.Result) bool {
 		if t.Get("type").Str != "function" {
 			return true // built-in tools cannot be offered to other providers
 		}
@@ -101,10 +101,7 @@ func DecodeResponsesRequest(body []byte) (*ChatRequest, *Error) {
 	case tc.IsObject() && tc.Get("name").Exists():
 		r.ToolChoice = &ToolChoice{Mode: "tool", Name: tc.Get("name").Str}
 	}
-	if p := root.Get("parallel_tool_calls"); p.Exists() {
-		b := p.Bool()
-		r.ParallelToolCalls = &b
-	}
+	r.ParallelToolCalls = optBool(root.Get("parallel_tool_calls"))
 	r.MaxTokens = int(root.Get("max_output_tokens").Int())
 	r.Temperature = optFloat(root.Get("temperature"))
 	r.TopP = optFloat(root.Get("top_p"))
@@ -133,7 +130,7 @@ func responsesContent(c gjson.Result) []Part {
 		return []Part{{Type: PartText, Text: c.Str}}
 	}
 	var parts []Part
-	c.ForEach(func(_, p gjson.Result) bool {
+	each(c, func(_, p gjson.Result) bool {
 		switch p.Get("type").Str {
 		case "input_text", "output_text", "text":
 			parts = append(parts, Part{Type: PartText, Text: p.Get("text").Str})
@@ -242,9 +239,10 @@ func EncodeResponsesRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 		}
 	}
 	switch {
+	case !o.Reasoning:
 	case r.ReasoningEffort != "":
-		req["reasoning"] = map[string]any{"effort": r.ReasoningEffort}
-	case r.ThinkingBudget > 0 && o.Reasoning:
+		req["reasoning"] = map[string]any{"effort": openAIEffort(r.ReasoningEffort)}
+	case r.ThinkingBudget > 0:
 		req["reasoning"] = map[string]any{"effort": budgetEffort(r.ThinkingBudget)}
 	}
 	if r.User != "" {
@@ -286,10 +284,10 @@ func responsesFromObject(root gjson.Result) (*ChatResponse, error) {
 		return nil, fmt.Errorf("provider answer is not a response object")
 	}
 	r := &ChatResponse{ID: root.Get("id").Str, Model: root.Get("model").Str, NativeStop: root.Get("status").Str}
-	root.Get("output").ForEach(func(_, it gjson.Result) bool {
+	each(root.Get("output"), func(_, it gjson.Result) bool {
 		switch it.Get("type").Str {
 		case "message":
-			it.Get("content").ForEach(func(_, c gjson.Result) bool {
+			each(it.Get("content"), func(_, c gjson.Result) bool {
 				switch c.Get("type").Str {
 				case "output_text":
 					r.Parts = append(r.Parts, Part{Type: PartText, Text: c.Get("text").Str})
@@ -307,7 +305,7 @@ func responsesFromObject(root gjson.Result) (*ChatResponse, error) {
 			r.Parts = append(r.Parts, Part{Type: PartToolCall, ID: it.Get("call_id").Str, Name: it.Get("name").Str, Args: args})
 		case "reasoning":
 			var text strings.Builder
-			it.Get("summary").ForEach(func(_, s gjson.Result) bool { text.WriteString(s.Get("text").Str); return true })
+			each(it.Get("summary"), func(_, s gjson.Result) bool { text.WriteString(s.Get("text").Str); return true })
 			if text.Len() > 0 {
 				r.Parts = append(r.Parts, Part{Type: PartThinking, Text: text.String()})
 			}

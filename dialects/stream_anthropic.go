@@ -49,6 +49,10 @@ func (d *anthropicStreamDecoder) event(name string, data []byte, emit func(Event
 			d.ntools++
 			d.tools[int(root.Get("index").Int())] = idx
 			emit(Event{Kind: EvToolStart, Index: idx, ID: b.Get("id").Str, Name: b.Get("name").Str})
+			// Arguments sent whole rather than as input_json_delta.
+			if in := b.Get("input"); in.IsObject() && in.Raw != "{}" && len(in.Map()) > 0 {
+				emit(Event{Kind: EvToolArgs, Index: idx, Text: in.Raw})
+			}
 		}
 	case "content_block_delta":
 		delta := root.Get("delta")
@@ -149,6 +153,22 @@ func (e *anthropicStreamEncoder) closeAll(out []byte) []byte {
 	return out
 }
 
+// closeText closes the open text and thinking blocks; tool blocks stay
+// open until the end, so argument fragments that arrive after other
+// content still reach their block.
+func (e *anthropicStreamEncoder) closeText(out []byte) []byte {
+	kept := e.open[:0]
+	for _, b := range e.open {
+		if b.kind == EvToolStart {
+			kept = append(kept, b)
+			continue
+		}
+		out = sseEvent(out, "content_block_stop", map[string]any{"index": b.index})
+	}
+	e.open = kept
+	return out
+}
+
 // current returns the last open block when it is of kind k.
 func (e *anthropicStreamEncoder) current(k EventKind) (anthropicBlockState, bool) {
 	if n := len(e.open); n > 0 && e.open[n-1].kind == k {
@@ -172,14 +192,14 @@ func (e *anthropicStreamEncoder) encode(ev Event, out []byte) []byte {
 	case EvText:
 		b, ok := e.current(EvText)
 		if !ok {
-			out = e.closeAll(out)
+			out = e.closeText(out)
 			out, b.index = e.openBlock(out, EvText, map[string]any{"type": "text", "text": ""})
 		}
 		out = anthropicDelta(out, b.index, "text_delta", "text", ev.Text)
 	case EvThinking, EvSignature:
 		b, ok := e.current(EvThinking)
 		if !ok {
-			out = e.closeAll(out)
+			out = e.closeText(out)
 			out, b.index = e.openBlock(out, EvThinking, map[string]any{"type": "thinking", "thinking": "", "signature": ""})
 		}
 		if ev.Kind == EvThinking {
@@ -190,9 +210,7 @@ func (e *anthropicStreamEncoder) encode(ev Event, out []byte) []byte {
 	case EvToolStart:
 		// Tool blocks stay open while further tool calls start, so
 		// interleaved argument fragments still find their block.
-		if n := len(e.open); n > 0 && e.open[n-1].kind != EvToolStart {
-			out = e.closeAll(out)
-		}
+		out = e.closeText(out)
 		var idx int
 		out, idx = e.openBlock(out, EvToolStart, map[string]any{"type": "tool_use", "id": ev.ID, "name": ev.Name, "input": map[string]any{}})
 		if e.tools == nil {

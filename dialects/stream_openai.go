@@ -9,15 +9,25 @@ import (
 
 type openAIStreamDecoder struct {
 	started bool
-	tools   []bool // tool slots seen
+	slots   []openAISlot // by OpenAI tool_calls index
+	ntools  int
 	stop    string
 	usage   Usage
 	hasUse  bool
 }
 
+// openAISlot is the neutral tool call an OpenAI tool_calls index refers
+// to now: a new id on a known index starts a new call (some hosts reuse
+// index 0 for every call).
+type openAISlot struct {
+	open  bool
+	id    string
+	index int
+}
+
 func (d *openAIStreamDecoder) event(_ string, data []byte, emit func(Event)) {
 	if string(data) == "[DONE]" {
-		d.end(emit)
+		d.finish(emit)
 		return
 	}
 	if !gjson.ValidBytes(data) {
@@ -48,24 +58,26 @@ func (d *openAIStreamDecoder) event(_ string, data []byte, emit func(Event)) {
 	if t := delta.Get("content"); t.Type == gjson.String && t.Str != "" {
 		emit(Event{Kind: EvText, Text: t.Str})
 	}
-	delta.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
-		idx := int(tc.Get("index").Int())
-		if idx < 0 || idx > 1024 {
+	each(delta.Get("tool_calls"), func(_, tc gjson.Result) bool {
+		slot := int(tc.Get("index").Int())
+		if slot < 0 || slot > 1024 {
 			return true
 		}
-		for len(d.tools) <= idx {
-			d.tools = append(d.tools, false)
+		for len(d.slots) <= slot {
+			d.slots = append(d.slots, openAISlot{})
 		}
-		if !d.tools[idx] {
-			d.tools[idx] = true
-			id := tc.Get("id").Str
+		s := &d.slots[slot]
+		id := tc.Get("id").Str
+		if !s.open || (id != "" && id != s.id) {
 			if id == "" {
 				id = NewID("call_")
 			}
-			emit(Event{Kind: EvToolStart, Index: idx, ID: id, Name: tc.Get("function.name").Str})
+			*s = openAISlot{open: true, id: id, index: d.ntools}
+			d.ntools++
+			emit(Event{Kind: EvToolStart, Index: s.index, ID: id, Name: tc.Get("function.name").Str})
 		}
 		if a := tc.Get("function.arguments").Str; a != "" {
-			emit(Event{Kind: EvToolArgs, Index: idx, Text: a})
+			emit(Event{Kind: EvToolArgs, Index: s.index, Text: a})
 		}
 		return true
 	})
@@ -77,17 +89,21 @@ func (d *openAIStreamDecoder) event(_ string, data []byte, emit func(Event)) {
 	}
 }
 
-func (d *openAIStreamDecoder) end(emit func(Event)) {
+// end: a stream without [DONE] was cut short (the usage chunk the gateway
+// asked for comes just before it); the translator turns that into an
+// error.
+func (d *openAIStreamDecoder) end(func(Event)) {}
+
+func (d *openAIStreamDecoder) finish(emit func(Event)) {
 	if d.stop == "" {
-		// Without [DONE] or a finish_reason the stream was cut short;
-		// the translator turns that into an error.
+		emit(Event{Kind: EvError, Text: "the provider's stream ended without a finish reason", Status: 502})
 		return
 	}
 	stop := stopFromOpenAI(d.stop)
-	if stop == StopEnd && len(d.tools) > 0 {
+	if stop == StopEnd && d.ntools > 0 {
 		stop = StopToolUse
 	}
-	if stop == StopToolUse && len(d.tools) == 0 {
+	if stop == StopToolUse && d.ntools == 0 {
 		stop = StopEnd
 	}
 	emit(Event{Kind: EvFinish, Stop: stop, NativeStop: d.stop, Usage: d.usage})
@@ -114,6 +130,7 @@ type openAIStreamEncoder struct {
 	id           string
 	started      bool
 	tools        int
+	noArgs       []int  // tool indexes that have had no argument bytes yet
 	prefix       []byte // `data: {"id":…,"choices":[{"index":0,"delta":`
 }
 
@@ -172,9 +189,16 @@ func (e *openAIStreamEncoder) encode(ev Event, out []byte) []byte {
 		out = e.delta(out, "reasoning_content", ev.Text)
 	case EvToolStart:
 		e.tools++
+		e.noArgs = append(e.noArgs, ev.Index)
 		out = e.chunk(out, map[string]any{"tool_calls": []any{map[string]any{"index": ev.Index, "id": ev.ID, "type": "function",
 			"function": map[string]any{"name": ev.Name, "arguments": ""}}}}, nil)
 	case EvToolArgs:
+		for i, idx := range e.noArgs {
+			if idx == ev.Index {
+				e.noArgs = append(e.noArgs[:i], e.noArgs[i+1:]...)
+				break
+			}
+		}
 		if e.prefix == nil {
 			out = e.delta(out[:len(out):len(out)], "content", "")[:len(out)] // builds the prefix
 		}
@@ -186,6 +210,11 @@ func (e *openAIStreamEncoder) encode(ev Event, out []byte) []byte {
 		out = append(out, `}}]}`...)
 		out = append(out, openAIDeltaSuffix...)
 	case EvFinish:
+		// A call without arguments has the empty object, not "", which
+		// clients cannot parse.
+		for _, idx := range append([]int(nil), e.noArgs...) {
+			out = e.encode(Event{Kind: EvToolArgs, Index: idx, Text: "{}"}, out)
+		}
 		stop := ev.Stop
 		if stop == StopToolUse && e.tools == 0 {
 			stop = StopEnd

@@ -8,9 +8,21 @@ import (
 )
 
 type responsesStreamDecoder struct {
-	tools   map[int]int // output_index → tool index
+	tools   map[int]int  // output_index → tool index
+	args    map[int]bool // output_index → argument bytes were streamed
 	ntools  int
 	started bool
+}
+
+// wholeArgs emits the arguments of the call at output_index oi when none
+// were streamed as deltas (some hosts send them only in .done events).
+func (d *responsesStreamDecoder) wholeArgs(oi int, args string, emit func(Event)) {
+	idx, ok := d.tools[oi]
+	if !ok || d.args[oi] || args == "" {
+		return
+	}
+	d.args[oi] = true
+	emit(Event{Kind: EvToolArgs, Index: idx, Text: args})
 }
 
 func (d *responsesStreamDecoder) event(name string, data []byte, emit func(Event)) {
@@ -31,7 +43,7 @@ func (d *responsesStreamDecoder) event(name string, data []byte, emit func(Event
 		it := root.Get("item")
 		if it.Get("type").Str == "function_call" {
 			if d.tools == nil {
-				d.tools = map[int]int{}
+				d.tools, d.args = map[int]int{}, map[int]bool{}
 			}
 			idx := d.ntools
 			d.ntools++
@@ -41,9 +53,13 @@ func (d *responsesStreamDecoder) event(name string, data []byte, emit func(Event
 				id = NewID("call_")
 			}
 			emit(Event{Kind: EvToolStart, Index: idx, ID: id, Name: it.Get("name").Str})
-			if a := it.Get("arguments").Str; a != "" {
-				emit(Event{Kind: EvToolArgs, Index: idx, Text: a})
-			}
+			d.wholeArgs(int(root.Get("output_index").Int()), it.Get("arguments").Str, emit)
+		}
+	case "response.function_call_arguments.done":
+		d.wholeArgs(int(root.Get("output_index").Int()), root.Get("arguments").Str, emit)
+	case "response.output_item.done":
+		if it := root.Get("item"); it.Get("type").Str == "function_call" {
+			d.wholeArgs(int(root.Get("output_index").Int()), it.Get("arguments").Str, emit)
 		}
 	case "response.output_text.delta", "response.refusal.delta":
 		if t := root.Get("delta").Str; t != "" {
@@ -54,8 +70,10 @@ func (d *responsesStreamDecoder) event(name string, data []byte, emit func(Event
 			emit(Event{Kind: EvThinking, Text: t})
 		}
 	case "response.function_call_arguments.delta":
-		if idx, ok := d.tools[int(root.Get("output_index").Int())]; ok {
+		oi := int(root.Get("output_index").Int())
+		if idx, ok := d.tools[oi]; ok {
 			if t := root.Get("delta").Str; t != "" {
+				d.args[oi] = true
 				emit(Event{Kind: EvToolArgs, Index: idx, Text: t})
 			}
 		}
@@ -95,6 +113,8 @@ type responsesItem struct {
 	id     string
 	callID string
 	name   string
+	// toolIndex is the neutral index of a function call.
+	toolIndex int
 	text   strings.Builder // text or arguments so far
 	open   bool
 }
@@ -144,6 +164,10 @@ func (e *responsesStreamEncoder) closeItem(out []byte, it *responsesItem) []byte
 	if !it.open {
 		return out
 	}
+	if it.kind == EvToolStart && it.text.Len() == 0 {
+		// A call without arguments has the empty object, not "".
+		out = e.encode(Event{Kind: EvToolArgs, Index: it.toolIndex, Text: "{}"}, out)
+	}
 	it.open = false
 	if it.kind == EvToolStart {
 		out = e.ev(out, "response.function_call_arguments.done", map[string]any{"item_id": it.id, "output_index": it.index, "name": it.name, "arguments": it.text.String()})
@@ -164,6 +188,17 @@ func (e *responsesStreamEncoder) closeAll(out []byte) []byte {
 	return out
 }
 
+// closeText closes open message items; function calls stay open until
+// the end so late argument fragments still reach them.
+func (e *responsesStreamEncoder) closeText(out []byte) []byte {
+	for _, it := range e.items {
+		if it.kind != EvToolStart {
+			out = e.closeItem(out, it)
+		}
+	}
+	return out
+}
+
 func (e *responsesStreamEncoder) last() *responsesItem {
 	if n := len(e.items); n > 0 && e.items[n-1].open {
 		return e.items[n-1]
@@ -179,7 +214,7 @@ func (e *responsesStreamEncoder) encode(ev Event, out []byte) []byte {
 	case EvText:
 		it := e.last()
 		if it == nil || it.kind != EvText {
-			out = e.closeAll(out)
+			out = e.closeText(out)
 			it = &responsesItem{kind: EvText, index: len(e.items), id: NewID("msg_"), open: true}
 			e.items = append(e.items, it)
 			out = e.ev(out, "response.output_item.added", map[string]any{"output_index": it.index,
@@ -199,10 +234,8 @@ func (e *responsesStreamEncoder) encode(ev Event, out []byte) []byte {
 		out = appendJSONString(out, ev.Text)
 		out = append(out, ",\"logprobs\":[]}\n\n"...)
 	case EvToolStart:
-		if it := e.last(); it != nil && it.kind != EvToolStart {
-			out = e.closeAll(out)
-		}
-		it := &responsesItem{kind: EvToolStart, index: len(e.items), id: NewID("fc_"), callID: ev.ID, name: ev.Name, open: true}
+		out = e.closeText(out)
+		it := &responsesItem{kind: EvToolStart, index: len(e.items), id: NewID("fc_"), callID: ev.ID, name: ev.Name, open: true, toolIndex: ev.Index}
 		e.items = append(e.items, it)
 		if e.tools == nil {
 			e.tools = map[int]*responsesItem{}

@@ -106,5 +106,11 @@ func UpstreamError(d, client Dialect, status int, body []byte) *Error {
 	if status == 529 && client != Anthropic {
 		status = http.StatusServiceUnavailable
 	}
+	if status == http.StatusUnauthorized || status == http.StatusForbidden {
+		// The provider refused the gateway's key, not the client's: a
+		// 401 would make tools such as Claude Code ask their user to
+		// log in again.
+		return &Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("the provider refused the gateway's credentials (status %d): %s", status, msg)}
+	}
 	return &Error{Status: status, Message: "provider error: " + msg}
 }

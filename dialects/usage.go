@@ -81,6 +81,9 @@ func (s *AnthropicUsageState) add(v gjson.Result) {
 	}
 	s.seen = true
 	v.ForEach(func(k, val gjson.Result) bool {
+		if val.Type == gjson.Null {
+			return true // a null count says nothing; keep the earlier one
+		}
 		switch k.Str {
 		case "input_tokens":
 			s.input = int(val.Int())

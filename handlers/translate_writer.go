@@ -136,8 +136,10 @@ func (t *translateWriter) finish(aborted bool) {
 		if t.over {
 			t.status = http.StatusBadGateway
 		}
-		dialects.WriteError(w, t.to, dialects.UpstreamError(t.from, t.to, t.status, t.buf))
-		t.status = statusOf(t.to, t.status)
+		h.Del("Location")
+		e := dialects.UpstreamError(t.from, t.to, t.status, t.buf)
+		dialects.WriteError(w, t.to, e)
+		t.status = e.Status
 		return
 	}
 	resp, err := dialects.DecodeResponse(t.from, t.buf)
@@ -164,13 +166,4 @@ func (t *translateWriter) finish(aborted bool) {
 	h.Set("Content-Length", strconv.Itoa(len(out)))
 	w.WriteHeader(t.status)
 	_, _ = w.Write(out)
-}
-
-// statusOf is the status a client of dialect d is shown for an upstream
-// status (see dialects.UpstreamError).
-func statusOf(d dialects.Dialect, status int) int {
-	if status == 529 && d != dialects.Anthropic {
-		return http.StatusServiceUnavailable
-	}
-	return status
 }
