@@ -115,8 +115,8 @@ type responsesItem struct {
 	name   string
 	// toolIndex is the neutral index of a function call.
 	toolIndex int
-	text   strings.Builder // text or arguments so far
-	open   bool
+	text      strings.Builder // text or arguments so far
+	open      bool
 }
 
 type responsesStreamEncoder struct {
