@@ -1,0 +1,139 @@
+package routing
+
+import (
+	"sync"
+	"time"
+)
+
+// Breakers hold a circuit breaker per provider and model, and the time
+// until which each provider asked to be left alone (Retry-After). They
+// are shared by every config of the process, so their state survives
+// `caddy reload`; the thresholds come from the config at each call.
+type Breakers struct {
+	mu    sync.Mutex
+	now   func() time.Time
+	state map[string]*breaker
+	wait  map[string]time.Time // provider → do not call before
+}
+
+type breaker struct {
+	failures  int
+	openUntil time.Time
+	probing   bool // half-open: one request is trying
+}
+
+// NewBreakers returns empty breakers reading time from now (nil:
+// time.Now), so tests can move the clock.
+func NewBreakers(now func() time.Time) *Breakers {
+	if now == nil {
+		now = time.Now
+	}
+	return &Breakers{now: now, state: map[string]*breaker{}, wait: map[string]time.Time{}}
+}
+
+// BreakerState names a breaker's state.
+type BreakerState string
+
+// The states of a circuit breaker.
+const (
+	BreakerClosed   BreakerState = "closed"
+	BreakerOpen     BreakerState = "open"
+	BreakerHalfOpen BreakerState = "half-open"
+)
+
+func key(provider, model string) string { return provider + "\x00" + model }
+
+// State reports the breaker of provider/model and, when open, until when.
+func (b *Breakers) State(provider, model string) (BreakerState, time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	br := b.state[key(provider, model)]
+	switch {
+	case br == nil || br.openUntil.IsZero():
+		return BreakerClosed, time.Time{}
+	case b.now().Before(br.openUntil):
+		return BreakerOpen, br.openUntil
+	}
+	return BreakerHalfOpen, time.Time{}
+}
+
+// Allow reports whether a request may go to provider/model now: the
+// breaker is closed, or it is half-open and no other probe is running
+// (this call then becomes the probe). It also honours the provider's
+// Retry-After. why explains a refusal.
+func (b *Breakers) Allow(provider, model string) (ok bool, why string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	if until, waiting := b.wait[provider]; waiting {
+		if now.Before(until) {
+			return false, "provider asked to wait (Retry-After) until " + until.UTC().Format(time.RFC3339)
+		}
+		delete(b.wait, provider)
+	}
+	br := b.state[key(provider, model)]
+	if br == nil || br.openUntil.IsZero() {
+		return true, ""
+	}
+	if now.Before(br.openUntil) {
+		return false, "circuit open after repeated failures, probing again at " + br.openUntil.UTC().Format(time.RFC3339)
+	}
+	if br.probing {
+		return false, "circuit half-open, a probe is already running"
+	}
+	br.probing = true
+	return true, ""
+}
+
+// Success closes the breaker of provider/model.
+func (b *Breakers) Success(provider, model string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.state, key(provider, model))
+}
+
+// Failure counts a failure; threshold consecutive failures open the
+// breaker for cooldown, and a failed probe opens it again.
+func (b *Breakers) Failure(provider, model string, threshold int, cooldown time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	k := key(provider, model)
+	br := b.state[k]
+	if br == nil {
+		br = &breaker{}
+		b.state[k] = br
+	}
+	br.failures++
+	if br.probing || br.failures >= threshold {
+		br.openUntil = b.now().Add(cooldown)
+		br.probing = false
+	}
+}
+
+// Wait records that provider asked not to be called before until.
+func (b *Breakers) Wait(provider string, until time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if until.After(b.wait[provider]) {
+		b.wait[provider] = until
+	}
+}
+
+// Peek reports whether provider/model would be allowed now, without
+// taking the half-open probe.
+func (b *Breakers) Peek(provider, model string) (ok bool, why string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	if until, waiting := b.wait[provider]; waiting && now.Before(until) {
+		return false, "provider asked to wait (Retry-After) until " + until.UTC().Format(time.RFC3339)
+	}
+	br := b.state[key(provider, model)]
+	if br == nil || br.openUntil.IsZero() {
+		return true, ""
+	}
+	if now.Before(br.openUntil) {
+		return false, "circuit open after repeated failures, probing again at " + br.openUntil.UTC().Format(time.RFC3339)
+	}
+	return !br.probing, "circuit half-open, a probe is already running"
+}

@@ -1,0 +1,125 @@
+package routing
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testRouter(t *testing.T) *Router {
+	t.Helper()
+	pu := func(s string) []*url.URL { return []*url.URL{u(s)} }
+	c, err := NewCatalog(
+		[]*Provider{
+			{Name: "openai", Dialect: "openai", URLs: pu("https://api.openai.com")},
+			{Name: "anthropic", Dialect: "anthropic", URLs: pu("https://api.anthropic.com")},
+			{Name: "jetson", Dialect: "ollama", URLs: pu("http://192.168.1.50:11434")},
+		},
+		[]*Model{
+			{ID: "mini", Provider: "openai", Prices: Prices{Input: 0.4, Output: 1.6}, ContextWindow: 128000, Capabilities: []Capability{CapTools, CapJSON}, Tiers: []Tier{TierTrivial, TierOperational, TierStandard}},
+			{ID: "nano", Provider: "openai", Prices: Prices{Input: 0.1, Output: 0.4}, ContextWindow: 128000, Tiers: []Tier{TierTrivial}},
+			{ID: "sonnet", Provider: "anthropic", Prices: Prices{Input: 3, Output: 15}, ContextWindow: 200000, Capabilities: []Capability{CapTools, CapVision, CapJSON}, Tiers: []Tier{TierComplex, TierDeep}},
+			{ID: "gpt", Provider: "openai", Prices: Prices{Input: 2, Output: 8}, ContextWindow: 1000000, Capabilities: []Capability{CapTools, CapVision}, Tiers: []Tier{TierStandard, TierComplex}},
+			{ID: "qwen", Provider: "jetson", ContextWindow: 8000, Capabilities: []Capability{CapTools}, Tiers: []Tier{TierOperational}},
+		},
+		map[string]string{"smart": "sonnet"},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Router{Catalog: c, Analyzer: NewAnalyzer(TierStandard, nil), Fallbacks: map[string][]string{"sonnet": {"gpt"}, "deep": {"gpt"}},
+		Breakers: NewBreakers(nil), BreakerThreshold: 3, BreakerCooldown: time.Minute}
+}
+
+func ids(p *Plan) string {
+	var s []string
+	for _, c := range p.Candidates {
+		s = append(s, c.Model.ID)
+	}
+	return strings.Join(s, ",")
+}
+
+func TestPlanTiersCostAndCapabilities(t *testing.T) {
+	rt := testRouter(t)
+	p, err := rt.Plan("auto", "", Features{LastUser: "fix this typo", Messages: 1})
+	if err != nil || p.Tier != TierTrivial || ids(p) != "nano,mini" {
+		t.Fatalf("typo: %v %v %+v", ids(p), err, p)
+	}
+	// Tools rule out nano, which does not declare them.
+	p, _ = rt.Plan("", "", Features{LastUser: "fix this typo", Messages: 1, Tools: 2})
+	if ids(p) != "mini" || len(p.Skipped) != 1 || !strings.Contains(p.Skipped[0].Reason, "tools") {
+		t.Fatalf("tools: %v %+v", ids(p), p.Skipped)
+	}
+	p, _ = rt.Plan("auto", "", Features{LastUser: "debug this race condition step by step", Messages: 1})
+	if p.Tier != TierDeep || ids(p) != "sonnet,gpt" {
+		t.Fatalf("deep: %v %s", ids(p), p.Tier)
+	}
+	// The header wins over the content, and a bad value lists the tiers.
+	p, _ = rt.Plan("auto", "operational", Features{LastUser: "debug this race condition step by step", Messages: 1})
+	if p.Tier != TierOperational || ids(p) != "qwen,mini" {
+		t.Fatalf("header: %v %s", ids(p), p.Tier)
+	}
+	if _, err := rt.Plan("auto", "huge", Features{}); !errors.Is(err, ErrBadTier) || !strings.Contains(err.Error(), "trivial, operational, standard, complex, deep") {
+		t.Errorf("bad tier: %v", err)
+	}
+	// Context window: a 10k-token request does not fit qwen's 8k.
+	big := Features{LastUser: "list the files", ContextChars: 40000, Messages: 1}
+	p, _ = rt.Plan("", "operational", big)
+	if ids(p) != "mini" || !strings.Contains(p.Skipped[0].Reason, "context window") {
+		t.Errorf("context: %v %+v", ids(p), p.Skipped)
+	}
+	// Images with nothing capable in the tier: a 400-worthy error that
+	// says why.
+	_, err = rt.Plan("", "trivial", Features{LastUser: "x", Images: true, Messages: 1})
+	if !errors.Is(err, ErrNoCandidate) || !strings.Contains(err.Error(), "does not support images") {
+		t.Errorf("images: %v", err)
+	}
+}
+
+func TestPlanExplicitAliasesAndFallbacks(t *testing.T) {
+	rt := testRouter(t)
+	p, err := rt.Plan("smart", "", Features{})
+	if err != nil || ids(p) != "sonnet,gpt" {
+		t.Fatalf("alias with fallback: %v %v", ids(p), err)
+	}
+	p, _ = rt.Plan("cheap", "", Features{Messages: 1})
+	if !strings.HasPrefix(ids(p), "qwen,nano,mini") {
+		t.Errorf("cheap: %v", ids(p))
+	}
+	p, _ = rt.Plan("premium", "", Features{Messages: 1})
+	if !strings.HasPrefix(ids(p), "sonnet") {
+		t.Errorf("premium: %v", ids(p))
+	}
+	p, _ = rt.Plan("local", "", Features{Messages: 1})
+	if ids(p) != "qwen" {
+		t.Errorf("local: %v", ids(p))
+	}
+	p, _ = rt.Plan("free", "", Features{Messages: 1})
+	if ids(p) != "qwen" {
+		t.Errorf("free: %v", ids(p))
+	}
+	if _, err := rt.Plan("nope", "", Features{}); !errors.Is(err, ErrUnknownModel) {
+		t.Errorf("unknown: %v", err)
+	}
+	// An open breaker takes a target out, with the reason.
+	for i := 0; i < 3; i++ {
+		rt.Breakers.Failure("anthropic", "sonnet", rt.BreakerThreshold, rt.BreakerCooldown)
+	}
+	p, _ = rt.Plan("smart", "", Features{})
+	if ids(p) != "gpt" || !strings.Contains(p.Skipped[0].Reason, "circuit open") {
+		t.Errorf("breaker: %v %+v", ids(p), p.Skipped)
+	}
+}
+
+func BenchmarkPlanAuto(b *testing.B) {
+	rt := testRouter(&testing.T{})
+	f := Features{LastUser: strings.Repeat("please refactor server.go and explain the race condition. ", 18), ContextChars: 4000, Messages: 6, Tools: 3}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := rt.Plan("auto", "", f); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
