@@ -254,7 +254,9 @@ func (rt *Router) fill(p *Plan, ids []string, f Features, explicit bool, seen ma
 			continue
 		}
 		prov := rt.Catalog.providers[m.Provider]
-		skip := func(why string) { p.Skipped = append(p.Skipped, Skipped{Model: m.ID, Provider: prov.Name, Reason: why}) }
+		skip := func(why string) {
+			p.Skipped = append(p.Skipped, Skipped{Model: m.ID, Provider: prov.Name, Reason: why})
+		}
 		if why := prov.Unavailable(); why != "" {
 			skip(why)
 			continue
