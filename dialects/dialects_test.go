@@ -195,3 +195,16 @@ func TestAppendJSONString(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkReadRequest: what llm_route pays per request to validate and
+// read a 20-message body with tools.
+func BenchmarkReadRequest(b *testing.B) {
+	body := request20(OpenAI)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := ReadRequest(OpenAI, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

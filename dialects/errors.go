@@ -1,6 +1,7 @@
 package dialects
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -26,7 +27,7 @@ func (e *Error) Error() string { return e.Message }
 
 // Errorf builds an Error with a status and a formatted message.
 func Errorf(status int, format string, args ...any) *Error {
-	return &Error{Status: status, Message: sprintf(format, args...)}
+	return &Error{Status: status, Message: fmt.Sprintf(format, args...)}
 }
 
 // openAIType is OpenAI's error.type for a status.

@@ -31,21 +31,11 @@ func DecodeOpenAIRequest(body []byte) (*ChatRequest, *Error) {
 			r.Messages = append(r.Messages, Message{Role: RoleUser, Parts: openAIContent(m.Get("content"))})
 		case "assistant":
 			msg := Message{Role: RoleAssistant}
-			for _, k := range []string{"reasoning_content", "reasoning"} {
-				if t := m.Get(k); t.Type == gjson.String && t.Str != "" {
-					msg.Parts = append(msg.Parts, Part{Type: PartThinking, Text: t.Str})
-					break
-				}
+			if t := openAIReasoning(m); t != "" {
+				msg.Parts = append(msg.Parts, Part{Type: PartThinking, Text: t})
 			}
 			msg.Parts = append(msg.Parts, openAIContent(m.Get("content"))...)
-			each(m.Get("tool_calls"), func(_, tc gjson.Result) bool {
-				args := tc.Get("function.arguments").Str
-				if args == "" {
-					args = "{}"
-				}
-				msg.Parts = append(msg.Parts, Part{Type: PartToolCall, ID: tc.Get("id").Str, Name: tc.Get("function.name").Str, Args: args})
-				return true
-			})
+			msg.Parts = appendOpenAIToolCalls(msg.Parts, m)
 			r.Messages = append(r.Messages, msg)
 		case "tool", "function":
 			id := m.Get("tool_call_id").Str
@@ -108,6 +98,32 @@ func DecodeOpenAIRequest(body []byte) (*ChatRequest, *Error) {
 		r.ReasoningEffort = root.Get("reasoning.effort").Str
 	}
 	return r, nil
+}
+
+// openAIReasoning is the reasoning text of a message or delta: DeepSeek
+// and most hosts say reasoning_content, Ollama's /v1 says reasoning.
+func openAIReasoning(m gjson.Result) string {
+	if t := m.Get("reasoning_content"); t.Type == gjson.String && t.Str != "" {
+		return t.Str
+	}
+	if t := m.Get("reasoning"); t.Type == gjson.String {
+		return t.Str
+	}
+	return ""
+}
+
+// appendOpenAIToolCalls appends the tool calls of an assistant message
+// (arguments "{}" when empty).
+func appendOpenAIToolCalls(parts []Part, m gjson.Result) []Part {
+	each(m.Get("tool_calls"), func(_, tc gjson.Result) bool {
+		args := tc.Get("function.arguments").Str
+		if args == "" {
+			args = "{}"
+		}
+		parts = append(parts, Part{Type: PartToolCall, ID: tc.Get("id").Str, Name: tc.Get("function.name").Str, Args: args})
+		return true
+	})
+	return parts
 }
 
 func optFloat(v gjson.Result) *float64 {
@@ -391,23 +407,13 @@ func DecodeOpenAIResponse(body []byte) (*ChatResponse, error) {
 	r := &ChatResponse{ID: root.Get("id").Str, Model: root.Get("model").Str, NativeStop: c.Get("finish_reason").Str}
 	r.Stop = stopFromOpenAI(r.NativeStop)
 	m := c.Get("message")
-	for _, k := range []string{"reasoning_content", "reasoning"} {
-		if t := m.Get(k); t.Type == gjson.String && t.Str != "" {
-			r.Parts = append(r.Parts, Part{Type: PartThinking, Text: t.Str})
-			break
-		}
+	if t := openAIReasoning(m); t != "" {
+		r.Parts = append(r.Parts, Part{Type: PartThinking, Text: t})
 	}
 	if t := m.Get("content").Str; t != "" {
 		r.Parts = append(r.Parts, Part{Type: PartText, Text: t})
 	}
-	each(m.Get("tool_calls"), func(_, tc gjson.Result) bool {
-		args := tc.Get("function.arguments").Str
-		if args == "" {
-			args = "{}"
-		}
-		r.Parts = append(r.Parts, Part{Type: PartToolCall, ID: tc.Get("id").Str, Name: tc.Get("function.name").Str, Args: args})
-		return true
-	})
+	r.Parts = appendOpenAIToolCalls(r.Parts, m)
 	ensureToolIDs(r.Parts)
 	if hasToolCall(r.Parts) && r.Stop == StopEnd {
 		// Ollama's and some hosts' "stop" with tool calls.

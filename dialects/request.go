@@ -3,6 +3,8 @@ package dialects
 import (
 	"bytes"
 	"net/http"
+	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -32,20 +34,24 @@ func ReadRequest(d Dialect, body []byte) (Request, *Error) {
 	if body[0] != '{' || !gjson.ValidBytes(body) {
 		return r, &Error{Status: http.StatusBadRequest, Message: "request body is not valid JSON: expected a JSON object"}
 	}
-	if dup := duplicateKey(body); dup != "" {
+	// Read the body in place: gjson.ParseBytes and GetBytes would copy
+	// it (or the messages) for every request. Nothing read here outlives
+	// the call without a copy (the model name is cloned).
+	root := gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body)))
+	if dup := duplicateKey(root); dup != "" {
 		return r, &Error{Status: http.StatusBadRequest, Param: dup,
 			Message: "field " + dup + " appears more than once in the request body"}
 	}
-	m := gjson.GetBytes(body, "model")
+	m := root.Get("model")
 	switch {
 	case !m.Exists() || m.Type == gjson.Null:
 	case m.Type != gjson.String:
 		return r, &Error{Status: http.StatusBadRequest, Message: "model must be a string", Param: "model"}
 	default:
-		r.Model = m.Str
+		r.Model = strings.Clone(m.Str)
 	}
 	if d == Responses {
-		in := gjson.GetBytes(body, "input")
+		in := root.Get("input")
 		if !in.Exists() {
 			return r, &Error{Status: http.StatusBadRequest, Message: "missing required field input", Param: "input"}
 		}
@@ -53,7 +59,7 @@ func ReadRequest(d Dialect, body []byte) (Request, *Error) {
 			return r, &Error{Status: http.StatusBadRequest, Message: "input must be a string or an array", Param: "input"}
 		}
 	} else {
-		msgs := gjson.GetBytes(body, "messages")
+		msgs := root.Get("messages")
 		if !msgs.Exists() {
 			return r, &Error{Status: http.StatusBadRequest, Message: "missing required field messages", Param: "messages"}
 		}
@@ -61,7 +67,7 @@ func ReadRequest(d Dialect, body []byte) (Request, *Error) {
 			return r, &Error{Status: http.StatusBadRequest, Message: "messages must be an array", Param: "messages"}
 		}
 	}
-	s := gjson.GetBytes(body, "stream")
+	s := root.Get("stream")
 	switch s.Type {
 	case gjson.True:
 		r.Stream = true
@@ -72,10 +78,10 @@ func ReadRequest(d Dialect, body []byte) (Request, *Error) {
 		return r, &Error{Status: http.StatusBadRequest, Message: "stream must be a boolean", Param: "stream"}
 	}
 	if d == OpenAI && r.Stream {
-		r.StreamUsage = gjson.GetBytes(body, "stream_options.include_usage").Type == gjson.True
+		r.StreamUsage = root.Get("stream_options.include_usage").Type == gjson.True
 	}
 	if d == Anthropic {
-		if mt := gjson.GetBytes(body, "max_tokens"); mt.Exists() && mt.Type != gjson.Number {
+		if mt := root.Get("max_tokens"); mt.Exists() && mt.Type != gjson.Number {
 			return r, &Error{Status: http.StatusBadRequest, Message: "max_tokens must be an integer", Param: "max_tokens"}
 		}
 	}
@@ -86,10 +92,10 @@ func ReadRequest(d Dialect, body []byte) (Request, *Error) {
 // appears twice. Parsers disagree on duplicates (gjson and sjson use the
 // first, most providers the last), so a body with two "model" keys could
 // be routed and priced as one model and served as another.
-func duplicateKey(body []byte) string {
+func duplicateKey(root gjson.Result) string {
 	var seen [3]bool
 	dup := ""
-	gjson.ParseBytes(body).ForEach(func(k, _ gjson.Result) bool {
+	root.ForEach(func(k, _ gjson.Result) bool {
 		i := -1
 		switch k.Str {
 		case "model":
@@ -101,7 +107,7 @@ func duplicateKey(body []byte) string {
 		}
 		if i >= 0 {
 			if seen[i] {
-				dup = k.Str
+				dup = [...]string{"model", "stream", "stream_options"}[i]
 				return false
 			}
 			seen[i] = true

@@ -69,15 +69,13 @@ type StreamOptions struct {
 // event are translated and returned at once, nothing is held back
 // longer than it takes an event to be complete.
 type StreamTranslator struct {
-	from    Dialect
-	parser  frameParser
-	dec     streamDecoder
-	enc     streamEncoder
-	out     []byte
-	usage   Usage
-	seen    bool
-	done    bool
-	emitted bool
+	parser frameParser
+	dec    streamDecoder
+	enc    streamEncoder
+	out    []byte
+	usage  Usage
+	seen   bool
+	done   bool
 }
 
 // ErrUnsupportedStream is returned for dialect pairs with no translation.
@@ -86,7 +84,7 @@ var ErrUnsupportedStream = errors.New("no stream translation between these diale
 // NewStreamTranslator returns a translator from an upstream dialect to a
 // client dialect.
 func NewStreamTranslator(from, to Dialect, o StreamOptions) (*StreamTranslator, error) {
-	t := &StreamTranslator{from: from}
+	t := &StreamTranslator{}
 	switch from {
 	case OpenAI:
 		t.dec = &openAIStreamDecoder{}
@@ -100,19 +98,24 @@ func NewStreamTranslator(from, to Dialect, o StreamOptions) (*StreamTranslator, 
 	default:
 		return nil, ErrUnsupportedStream
 	}
+	var err error
+	t.enc, err = newStreamEncoder(to, o)
+	return t, err
+}
+
+// newStreamEncoder returns the stream encoder of a client dialect.
+func newStreamEncoder(to Dialect, o StreamOptions) (streamEncoder, error) {
 	switch to {
 	case OpenAI:
-		t.enc = &openAIStreamEncoder{model: o.Model, includeUsage: o.IncludeUsage, created: o.Created}
+		return &openAIStreamEncoder{model: o.Model, includeUsage: o.IncludeUsage, created: o.Created}, nil
 	case Anthropic:
-		t.enc = &anthropicStreamEncoder{model: o.Model}
+		return &anthropicStreamEncoder{model: o.Model}, nil
 	case Ollama:
-		t.enc = &ollamaStreamEncoder{model: o.Model}
+		return &ollamaStreamEncoder{model: o.Model}, nil
 	case Responses:
-		t.enc = &responsesStreamEncoder{model: o.Model, created: o.Created}
-	default:
-		return nil, ErrUnsupportedStream
+		return &responsesStreamEncoder{model: o.Model, created: o.Created}, nil
 	}
-	return t, nil
+	return nil, ErrUnsupportedStream
 }
 
 func (t *StreamTranslator) emit(e Event) {
@@ -287,19 +290,11 @@ func (f *frameParser) flush(event func(name string, data []byte)) {
 // a client that asked for a stream and got a whole answer (a provider
 // that ignored the stream flag, or a cached answer).
 func ResponseStream(to Dialect, r *ChatResponse, o StreamOptions) ([]byte, error) {
-	t := &StreamTranslator{}
-	switch to {
-	case OpenAI:
-		t.enc = &openAIStreamEncoder{model: o.Model, includeUsage: o.IncludeUsage, created: o.Created}
-	case Anthropic:
-		t.enc = &anthropicStreamEncoder{model: o.Model}
-	case Ollama:
-		t.enc = &ollamaStreamEncoder{model: o.Model}
-	case Responses:
-		t.enc = &responsesStreamEncoder{model: o.Model, created: o.Created}
-	default:
-		return nil, ErrUnsupportedStream
+	enc, err := newStreamEncoder(to, o)
+	if err != nil {
+		return nil, err
 	}
+	t := &StreamTranslator{enc: enc}
 	t.emit(Event{Kind: EvStart, ID: r.ID, Model: r.Model, Usage: Usage{Input: r.Usage.Input, CachedInput: r.Usage.CachedInput, CacheWrite: r.Usage.CacheWrite}})
 	tool := 0
 	for _, p := range r.Parts {

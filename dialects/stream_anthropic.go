@@ -92,7 +92,6 @@ func (d *anthropicStreamDecoder) end(func(Event)) {}
 type anthropicBlockState struct {
 	kind  EventKind // EvText, EvThinking or EvToolStart
 	index int
-	tool  int
 }
 
 type anthropicStreamEncoder struct {

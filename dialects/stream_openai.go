@@ -49,11 +49,8 @@ func (d *openAIStreamDecoder) event(_ string, data []byte, emit func(Event)) {
 	}
 	c := root.Get("choices.0")
 	delta := c.Get("delta")
-	for _, k := range []string{"reasoning_content", "reasoning"} {
-		if t := delta.Get(k); t.Type == gjson.String && t.Str != "" {
-			emit(Event{Kind: EvThinking, Text: t.Str})
-			break
-		}
+	if t := openAIReasoning(delta); t != "" {
+		emit(Event{Kind: EvThinking, Text: t})
 	}
 	if t := delta.Get("content"); t.Type == gjson.String && t.Str != "" {
 		emit(Event{Kind: EvText, Text: t.Str})
@@ -136,9 +133,8 @@ type openAIStreamEncoder struct {
 
 const openAIDeltaSuffix = `,"logprobs":null,"finish_reason":null}]}` + "\n\n"
 
-// delta appends a chunk whose delta is {"<key>":<text>} without building
-// a map: the common event of a stream.
-func (e *openAIStreamEncoder) delta(out []byte, key, text string) []byte {
+// chunkPrefix is every chunk's start up to its delta, built once.
+func (e *openAIStreamEncoder) chunkPrefix() []byte {
 	if e.prefix == nil {
 		p := append([]byte(nil), `data: {"id":`...)
 		p = appendJSONString(p, e.id)
@@ -149,7 +145,13 @@ func (e *openAIStreamEncoder) delta(out []byte, key, text string) []byte {
 		p = append(p, `,"choices":[{"index":0,"delta":`...)
 		e.prefix = p
 	}
-	out = append(out, e.prefix...)
+	return e.prefix
+}
+
+// delta appends a chunk whose delta is {"<key>":<text>} without building
+// a map: the common event of a stream.
+func (e *openAIStreamEncoder) delta(out []byte, key, text string) []byte {
+	out = append(out, e.chunkPrefix()...)
 	out = append(out, `{"`...)
 	out = append(out, key...)
 	out = append(out, `":`...)
@@ -199,10 +201,7 @@ func (e *openAIStreamEncoder) encode(ev Event, out []byte) []byte {
 				break
 			}
 		}
-		if e.prefix == nil {
-			out = e.delta(out[:len(out):len(out)], "content", "")[:len(out)] // builds the prefix
-		}
-		out = append(out, e.prefix...)
+		out = append(out, e.chunkPrefix()...)
 		out = append(out, `{"tool_calls":[{"index":`...)
 		out = appendInt(out, int64(ev.Index))
 		out = append(out, `,"function":{"arguments":`...)

@@ -23,11 +23,8 @@ type Exchange struct {
 	Decision *routing.Decision
 	Attempts int
 
-	// Filled by llm_translate from the upstream's answer.
-	Usage      dialects.Usage
-	UsageSeen  bool
-	Status     int
-	UpstreamMS float64
+	// Usage is what the upstream reported, filled by llm_translate.
+	Usage dialects.Usage
 }
 
 type exchangeKey struct{}

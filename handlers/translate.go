@@ -53,18 +53,15 @@ func (h *Translate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	prepareUpstream(r, d.Provider, target, body, ex.Request.Stream)
 
 	tap := newUsageTap(w, target, target == dialects.OpenAI && ex.Request.Stream && !ex.Request.StreamUsage)
-	start := h.GW.Now()
 	aborted := true
 	// Deferred so that a stream aborted half-way (reverse_proxy panics
 	// with http.ErrAbortHandler) still hands the usage read so far to
 	// the ledger (the provider bills the input of an aborted stream) and
 	// the client an error event.
 	defer func() {
-		ex.UpstreamMS = float64(h.GW.Now().Sub(start).Microseconds()) / 1000
 		tap.finish(aborted)
-		ex.Status = tap.status
 		if u, ok := tap.usage(); ok {
-			ex.Usage, ex.UsageSeen = u, true
+			ex.Usage = u
 		}
 	}()
 	err = upstream.ServeHTTP(tap, r, next)
@@ -99,14 +96,11 @@ func (h *Translate) translate(w http.ResponseWriter, r *http.Request, next caddy
 	tw := newTranslateWriter(w, target, client, ex.Request.Stream, dialects.StreamOptions{
 		Model: d.Model.ID, IncludeUsage: ex.Request.StreamUsage, Created: h.GW.Now().Unix(),
 	})
-	start := h.GW.Now()
 	aborted := true
 	defer func() {
-		ex.UpstreamMS = float64(h.GW.Now().Sub(start).Microseconds()) / 1000
 		tw.finish(aborted)
-		ex.Status = tw.status
 		if tw.usageOK {
-			ex.Usage, ex.UsageSeen = tw.usage, true
+			ex.Usage = tw.usage
 		}
 	}()
 	err = upstream.ServeHTTP(tw, r, next)
