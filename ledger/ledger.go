@@ -73,9 +73,9 @@ type Entry struct {
 	Attempts  int     `json:"attempts,omitempty"`
 	Fallback  bool    `json:"fallback,omitempty"`
 	Cache     string  `json:"cache,omitempty"`
-	// ErrorKind classifies a failure ("upstream_unreachable",
-	// "upstream_status", "bad_request"...); never an error text that
-	// could quote the request.
+	// ErrorKind classifies a failure: upstream_unreachable,
+	// upstream_status, upstream_broken, client_closed, aborted or
+	// gateway; never an error text that could quote the request.
 	ErrorKind string `json:"error_kind,omitempty"`
 }
 
