@@ -59,12 +59,29 @@ func init() {
 //		}
 //
 //		alias <name> <model>
+//
+//		router {
+//			default_tier      <tier>
+//			keywords          <tier> <phrase>...
+//			tier              <tier> <model>...
+//			fallback          <model|alias|tier> <model>...
+//			retries           <n>
+//			retry_backoff     <duration>
+//			max_retry_wait    <duration>
+//			breaker_threshold <n>
+//			breaker_cooldown  <duration>
+//			proxy_info        on|off
+//		}
 //	}
 //
 // Prices are USD per million tokens. Token counts accept k and M
 // suffixes (128k, 1M). api_key is normally "{env.NAME}": an empty value
 // makes the provider unavailable rather than failing the config. The
 // option may appear more than once; the blocks are merged.
+//
+// In the router block, keywords, tier and fallback may repeat; tier
+// names are trivial, operational, standard, complex and deep, and a
+// phrase with spaces is quoted.
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	app := new(App)
 	if existing != nil {
@@ -160,8 +177,15 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			app.Aliases[args[0]] = args[1]
 			aliasNames = append(aliasNames, args[0])
 			aliasRefs = append(aliasRefs, ref{args[1], d.File(), d.Line()})
+		case "router":
+			if app.Router == nil {
+				app.Router = &RouterConfig{}
+			}
+			if err := parseRouter(d, app.Router); err != nil {
+				return nil, err
+			}
 		default:
-			return nil, d.Errf("unrecognized llm option %q (valid: storage, max_body, sync_writes, provider, model, alias)", d.Val())
+			return nil, d.Errf("unrecognized llm option %q (valid: storage, max_body, sync_writes, provider, model, alias, router)", d.Val())
 		}
 	}
 	for _, m := range app.Models {
@@ -372,6 +396,109 @@ func parseModel(d *caddyfile.Dispenser) (ModelConfig, int, error) {
 }
 
 // parseTokens reads a token count such as 8192, 128k or 1M.
+// parseRouter reads the router block of the llm option (see
+// parseGlobalOption for its syntax) into rc.
+func parseRouter(d *caddyfile.Dispenser, rc *RouterConfig) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	listOf := func(m *map[string][]string, what string) error {
+		args := d.RemainingArgs()
+		if len(args) < 2 {
+			return d.Errf("%s needs a name and at least one value", what)
+		}
+		if *m == nil {
+			*m = map[string][]string{}
+		}
+		(*m)[args[0]] = append((*m)[args[0]], args[1:]...)
+		return nil
+	}
+	tier := func(s string) error {
+		if _, err := routing.ParseTier(s); err != nil {
+			return d.Err(err.Error())
+		}
+		return nil
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "default_tier":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			if err := tier(v); err != nil {
+				return err
+			}
+			rc.DefaultTier = v
+		case "keywords", "tier":
+			line := d.Line()
+			m := &rc.Keywords
+			if opt == "tier" {
+				m = &rc.Tiers
+			}
+			if err := listOf(m, opt); err != nil {
+				return err
+			}
+			for k := range *m {
+				if err := tier(k); err != nil {
+					return fmt.Errorf("%s:%d - %s: %v", d.File(), line, opt, err)
+				}
+			}
+		case "fallback":
+			if err := listOf(&rc.Fallbacks, "fallback"); err != nil {
+				return err
+			}
+		case "retries", "breaker_threshold":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return d.Errf("%s: invalid number %q", opt, v)
+			}
+			if opt == "retries" {
+				rc.Retries = &n
+			} else {
+				rc.BreakerThreshold = n
+			}
+		case "retry_backoff", "max_retry_wait", "breaker_cooldown":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("%s: invalid duration %q", opt, v)
+			}
+			switch opt {
+			case "retry_backoff":
+				rc.RetryBackoff = caddy.Duration(dur)
+			case "max_retry_wait":
+				rc.MaxRetryWait = caddy.Duration(dur)
+			default:
+				rc.BreakerCooldown = caddy.Duration(dur)
+			}
+		case "proxy_info":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			switch v {
+			case "on":
+				rc.DisableProxyInfo = false
+			case "off":
+				rc.DisableProxyInfo = true
+			default:
+				return d.Errf("proxy_info: expected on or off, got %q", v)
+			}
+		default:
+			return d.Errf("unrecognized router option %q (valid: default_tier, keywords, tier, fallback, retries, retry_backoff, max_retry_wait, breaker_threshold, breaker_cooldown, proxy_info)", opt)
+		}
+	}
+	return nil
+}
+
 func parseTokens(s string) (int, error) {
 	mult := 1
 	switch {

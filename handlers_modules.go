@@ -16,8 +16,9 @@ import (
 // x-llm-* response headers) for the rest of the chain. It also answers
 // GET /v1/models and GET /health.
 type Route struct {
-	// DefaultModel is used for requests that name no model. Default:
-	// none (such requests get a 400).
+	// DefaultModel is used for requests that name no model: a model,
+	// an alias, a tier or "auto". Default: auto (the router picks the
+	// tier from the request's content).
 	DefaultModel string `json:"default_model,omitempty"`
 
 	// MaxBodyBytes overrides the llm app's request body limit.
@@ -37,8 +38,8 @@ func (m *Route) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if m.DefaultModel != "" && !app.gw.Catalog.Known(m.DefaultModel) {
-		return fmt.Errorf("llm_route: default_model %s is neither a model nor an alias of the llm app", m.DefaultModel)
+	if m.DefaultModel != "" && !app.gw.Router.Routable(m.DefaultModel) {
+		return fmt.Errorf("llm_route: default_model %s is neither a model, an alias, a tier nor auto", m.DefaultModel)
 	}
 	m.h = &handlers.Route{GW: app.gw, DefaultModel: m.DefaultModel, MaxBody: m.MaxBodyBytes}
 	return nil

@@ -82,6 +82,12 @@ func gatewayConfig(t *testing.T, mockURL, storage, extraGlobal, site string) str
 		model keyless nokey
 		model gone down
 		alias cheap small
+		# Tests that are not about fallbacks see every failure as it
+		# comes; breakers are process-wide, so they must not open here.
+		router {
+			retries 0
+			breaker_threshold 1000000
+		}
 	}
 }
 :9080 {
@@ -329,25 +335,26 @@ func TestErrors(t *testing.T) {
 
 	cases := []struct {
 		name, path, body string
+		hdr              map[string]string
 		status           int
 		contains         string
 	}{
-		{"malformed", "/v1/chat/completions", `{"model":`, 400, "not valid JSON"},
-		{"not an object", "/v1/chat/completions", `[1,2]`, 400, "not valid JSON"},
-		{"missing messages", "/v1/chat/completions", `{"model":"small"}`, 400, "messages"},
-		{"missing model", "/v1/chat/completions", `{"messages":[]}`, 400, "model"},
-		{"unknown model", "/v1/chat/completions", `{"model":"nope","messages":[]}`, 404, "nope"},
-		{"too large", "/v1/chat/completions", `{"model":"small","messages":[{"role":"user","content":"` + strings.Repeat("x", 4000) + `"}]}`, 413, "limit"},
-		{"unreachable", "/v1/chat/completions", `{"model":"gone","messages":[]}`, 502, "could not be reached"},
-		{"upstream 500", "/v1/chat/completions", `{"model":"failing","messages":[]}`, 500, "mock: status 500"},
-		{"upstream 429", "/v1/chat/completions", `{"model":"limited","messages":[]}`, 429, "mock: status 429"},
-		{"no key", "/v1/chat/completions", `{"model":"keyless","messages":[]}`, 503, "LLMGATE_TEST_SURELY_UNSET_KEY"},
-		{"unknown path", "/v1/nothing", `{}`, 404, "unknown endpoint"},
-		{"anthropic bad json", "/v1/messages", `{`, 400, `"type":"error"`},
+		{"malformed", "/v1/chat/completions", `{"model":`, nil, 400, "not valid JSON"},
+		{"not an object", "/v1/chat/completions", `[1,2]`, nil, 400, "not valid JSON"},
+		{"missing messages", "/v1/chat/completions", `{"model":"small"}`, nil, 400, "messages"},
+		{"bad tier", "/v1/chat/completions", `{"messages":[]}`, map[string]string{"X-Task-Tier": "huge"}, 400, "valid: trivial, operational, standard, complex, deep"},
+		{"unknown model", "/v1/chat/completions", `{"model":"nope","messages":[]}`, nil, 404, "nope"},
+		{"too large", "/v1/chat/completions", `{"model":"small","messages":[{"role":"user","content":"` + strings.Repeat("x", 4000) + `"}]}`, nil, 413, "limit"},
+		{"unreachable", "/v1/chat/completions", `{"model":"gone","messages":[]}`, nil, 502, "could not be reached"},
+		{"upstream 500", "/v1/chat/completions", `{"model":"failing","messages":[]}`, nil, 500, "mock: status 500"},
+		{"upstream 429", "/v1/chat/completions", `{"model":"limited","messages":[]}`, nil, 429, "mock: status 429"},
+		{"no key", "/v1/chat/completions", `{"model":"keyless","messages":[]}`, nil, 503, "LLMGATE_TEST_SURELY_UNSET_KEY"},
+		{"unknown path", "/v1/nothing", `{}`, nil, 404, "unknown endpoint"},
+		{"anthropic bad json", "/v1/messages", `{`, nil, 400, `"type":"error"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			resp, body := post(t, c.path, nil, c.body)
+			resp, body := post(t, c.path, c.hdr, c.body)
 			if resp.StatusCode != c.status {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, c.status, body)
 			}

@@ -37,6 +37,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -84,6 +85,11 @@ type App struct {
 
 	// Aliases map a name clients can use (e.g. "cheap") to a model id.
 	Aliases map[string]string `json:"aliases,omitempty"`
+
+	// Router tunes content-based routing, fallbacks, retries and
+	// circuit breakers. Default: the built-in analyzer, tiers from the
+	// models' declarations, no configured fallbacks, one retry.
+	Router *RouterConfig `json:"router,omitempty"`
 
 	gw      *handlers.Gateway
 	dir     string
@@ -182,6 +188,149 @@ type ModelConfig struct {
 	Tiers []string `json:"tiers,omitempty"`
 }
 
+// RouterConfig tunes how requests are routed when they do not name a
+// model (or name "auto", a tier, or an alias such as cheap), and what
+// happens when a target fails.
+type RouterConfig struct {
+	// DefaultTier is the tier of a request in which nothing stands out.
+	// Default: standard.
+	DefaultTier string `json:"default_tier,omitempty"`
+
+	// Keywords are extra phrases per tier (tier name → phrases) that
+	// pull a request toward that tier; they weigh twice the built-in
+	// ones.
+	Keywords map[string][]string `json:"keywords,omitempty"`
+
+	// Tiers lists the models of a tier (tier name → model ids or
+	// aliases, in preference order), replacing the models that declare
+	// the tier themselves.
+	Tiers map[string][]string `json:"tiers,omitempty"`
+
+	// Fallbacks are the models tried, in order, after the models chosen
+	// for a model id, an alias or a tier (the key) have failed; they
+	// may speak other dialects than the first choice.
+	Fallbacks map[string][]string `json:"fallbacks,omitempty"`
+
+	// Retries is how many more times a target is tried after a
+	// transient failure (no connection, timeout, 408, 409, 429, 5xx,
+	// 529) before the next target. Default: 1.
+	Retries *int `json:"retries,omitempty"`
+
+	// RetryBackoff is the wait before the first retry when the provider
+	// gave no Retry-After; it doubles for each further retry.
+	// Default: 250ms.
+	RetryBackoff caddy.Duration `json:"retry_backoff,omitempty"`
+
+	// MaxRetryWait is the longest wait before a retry. A provider that
+	// asks for longer (Retry-After, retry-after-ms) is skipped by every
+	// request until then. Default: 5s.
+	MaxRetryWait caddy.Duration `json:"max_retry_wait,omitempty"`
+
+	// BreakerThreshold is the number of failures in a row after which a
+	// provider's model is left alone for BreakerCooldown; then one
+	// request probes it. Default: 5.
+	BreakerThreshold int `json:"breaker_threshold,omitempty"`
+
+	// BreakerCooldown is how long an open circuit stays open.
+	// Default: 30s.
+	BreakerCooldown caddy.Duration `json:"breaker_cooldown,omitempty"`
+
+	// DisableProxyInfo leaves out the _proxy object that non-streamed
+	// answers to OpenAI-dialect clients otherwise carry.
+	DisableProxyInfo bool `json:"disable_proxy_info,omitempty"`
+}
+
+// breakers are the circuit breakers of every config of the process:
+// package state, so that what was learned about a provider survives
+// `caddy reload`. Each config brings its own thresholds.
+var breakers = routing.NewBreakers(nil)
+
+// buildRouter applies the router config to the gateway g.
+func buildRouter(rc *RouterConfig, g *handlers.Gateway, cat *routing.Catalog) error {
+	rt := g.Router
+	rt.Breakers = breakers
+	if rc == nil {
+		return nil
+	}
+	var def routing.Tier
+	if rc.DefaultTier != "" {
+		t, err := routing.ParseTier(rc.DefaultTier)
+		if err != nil {
+			return fmt.Errorf("router: default_tier: %w", err)
+		}
+		def = t
+	}
+	extra := map[routing.Tier][]string{}
+	for name, phrases := range rc.Keywords {
+		t, err := routing.ParseTier(name)
+		if err != nil {
+			return fmt.Errorf("router: keywords: %w", err)
+		}
+		for _, p := range phrases {
+			if len(strings.TrimSpace(p)) < 2 {
+				return fmt.Errorf("router: keywords %s: phrase %q is too short", name, p)
+			}
+		}
+		extra[t] = append(extra[t], phrases...)
+	}
+	rt.Analyzer = routing.NewAnalyzer(def, extra)
+	if len(rc.Tiers) > 0 {
+		rt.TierModels = map[routing.Tier][]string{}
+		for name, ids := range rc.Tiers {
+			t, err := routing.ParseTier(name)
+			if err != nil {
+				return fmt.Errorf("router: tier: %w", err)
+			}
+			for _, id := range ids {
+				if !cat.Known(id) {
+					return fmt.Errorf("router: tier %s: unknown model %s", name, id)
+				}
+			}
+			rt.TierModels[t] = ids
+		}
+	}
+	if len(rc.Fallbacks) > 0 {
+		rt.Fallbacks = map[string][]string{}
+		for from, ids := range rc.Fallbacks {
+			key := from
+			if t, err := routing.ParseTier(from); err == nil && !cat.Known(from) {
+				key = string(t)
+			} else if !rt.Routable(from) {
+				return fmt.Errorf("router: fallback: %s is neither a model, an alias nor a tier", from)
+			}
+			for _, id := range ids {
+				if !cat.Known(id) {
+					return fmt.Errorf("router: fallback %s: unknown model %s", from, id)
+				}
+			}
+			rt.Fallbacks[key] = append(rt.Fallbacks[key], ids...)
+		}
+	}
+	if rc.Retries != nil {
+		if *rc.Retries < 0 || *rc.Retries > 10 {
+			return fmt.Errorf("router: retries must be between 0 and 10, got %d", *rc.Retries)
+		}
+		g.Retries = *rc.Retries
+	}
+	if rc.RetryBackoff < 0 || rc.MaxRetryWait < 0 || rc.BreakerCooldown < 0 || rc.BreakerThreshold < 0 {
+		return errors.New("router: durations and thresholds must not be negative")
+	}
+	if rc.RetryBackoff > 0 {
+		g.RetryBackoff = time.Duration(rc.RetryBackoff)
+	}
+	if rc.MaxRetryWait > 0 {
+		g.MaxRetryWait = time.Duration(rc.MaxRetryWait)
+	}
+	if rc.BreakerThreshold > 0 {
+		rt.BreakerThreshold = rc.BreakerThreshold
+	}
+	if rc.BreakerCooldown > 0 {
+		rt.BreakerCooldown = time.Duration(rc.BreakerCooldown)
+	}
+	g.ProxyInfo = !rc.DisableProxyInfo
+	return nil
+}
+
 // CaddyModule returns the Caddy module information.
 func (App) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{ID: "llm", New: func() caddy.Module { return new(App) }}
@@ -239,7 +388,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		upstreams[p.Name] = mod.(caddyhttp.MiddlewareHandler)
 	}
 	a.gw = handlers.NewGateway(cat, upstreams, a.MaxBodyBytes, a.logger)
-	return nil
+	return buildRouter(a.Router, a.gw, cat)
 }
 
 // Validate checks values Provision does not already reject.

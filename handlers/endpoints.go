@@ -58,8 +58,48 @@ func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request) error {
 	for _, name := range sortedKeys(aliases) {
 		add(g.Catalog.Model(aliases[name]), name, aliases[name])
 	}
+	// What the router resolves itself: auto, the tiers and the built-in
+	// aliases the config does not define, each with the models it would
+	// consider (before capability filters and cost order).
+	route := func(id, kind, desc string, models []string) {
+		e := []byte(`{"object":"model","created":0,"owned_by":"llmgate"}`)
+		e, _ = sjson.SetBytes(e, "id", id)
+		e, _ = sjson.SetBytes(e, "kind", kind)
+		e, _ = sjson.SetBytes(e, "description", desc)
+		if models == nil {
+			models = []string{}
+		}
+		e, _ = sjson.SetBytes(e, "routes_to", models)
+		b, _ = sjson.SetRawBytes(b, "data."+strconv.Itoa(i), e)
+		i++
+	}
+	rt := g.Router
+	route("auto", "router", "the router picks the tier from the request's content (also: no model at all)", nil)
+	tiers := []byte(`{}`)
+	for _, t := range routing.Tiers {
+		ids := rt.TierModelsOf(t)
+		route(string(t), "tier", "the models of tier "+string(t)+", cheapest capable first (also: header X-Task-Tier: "+string(t)+")", ids)
+		if ids == nil {
+			ids = []string{}
+		}
+		tiers, _ = sjson.SetBytes(tiers, string(t), ids)
+	}
+	for _, a := range routing.BuiltinAliases() {
+		if _, defined := aliases[a]; !defined && g.Catalog.Model(a) == nil {
+			route(a, "alias", builtinAliasDesc[a], nil)
+		}
+	}
+	b, _ = sjson.SetRawBytes(b, "tiers", tiers)
 	writeJSON(w, http.StatusOK, b)
 	return nil
+}
+
+var builtinAliasDesc = map[string]string{
+	"cheap":    "the cheapest capable model of the catalog",
+	"balanced": "the models of the standard tier",
+	"premium":  "the most expensive capable model of the catalog",
+	"free":     "models whose prices are zero",
+	"local":    "models on this machine or the LAN (Ollama, loopback, private addresses)",
 }
 
 // serveTags answers Ollama's GET /api/tags: every model and alias the

@@ -21,7 +21,15 @@ type Exchange struct {
 	Request dialects.Request
 	// Decision is the target of the current attempt.
 	Decision *routing.Decision
+	// Plan is the router's plan (tier, reasons, candidates in order).
+	Plan *routing.Plan
+	// Attempts counts the upstream attempts so far; Fallback is the
+	// index in Plan.Candidates of the current target (0: first choice).
 	Attempts int
+	Fallback int
+	// UpstreamStatus is the status the provider answered the current
+	// attempt with, before any translation (0 until it answers).
+	UpstreamStatus int
 
 	// Usage is what the upstream reported, filled by llm_translate.
 	Usage dialects.Usage

@@ -35,17 +35,63 @@ type Gateway struct {
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 
+	// Router plans each request: tiers, aliases, capability filters,
+	// cost order, fallbacks and circuit breakers.
+	Router *routing.Router
+	// Retries is how many times one target is tried again after a
+	// transient failure before the next target of the plan.
+	Retries int
+	// RetryBackoff is the wait before the first retry (doubled for each
+	// further one, with jitter) when the provider gave no Retry-After.
+	RetryBackoff time.Duration
+	// MaxRetryWait is the longest the gateway waits before a retry. A
+	// provider asking for longer (Retry-After) is skipped until then.
+	MaxRetryWait time.Duration
+	// ProxyInfo adds a _proxy object (model, provider, tier, cost,
+	// reason, elapsed time, fallback index) to non-streamed answers of
+	// OpenAI-dialect clients.
+	ProxyInfo bool
+	// Sleep waits d or until ctx ends; tests replace it.
+	Sleep func(ctx context.Context, d time.Duration) error
+
 	ledger atomic.Pointer[ledger.Ledger]
 	ready  chan struct{}
 	closed atomic.Bool
 }
 
-// NewGateway returns a gateway whose ledger is not yet attached.
+// Defaults of the retry policy and the breakers.
+const (
+	DefaultRetries          = 1
+	DefaultRetryBackoff     = 250 * time.Millisecond
+	DefaultMaxRetryWait     = 5 * time.Second
+	DefaultBreakerThreshold = 5
+	DefaultBreakerCooldown  = 30 * time.Second
+)
+
+// NewGateway returns a gateway whose ledger is not yet attached, with a
+// router over c (built-in analyzer, breakers of its own) and the default
+// retry policy; callers adjust the fields before serving.
 func NewGateway(c *routing.Catalog, upstreams map[string]caddyhttp.MiddlewareHandler, maxBody int64, logger *zap.Logger) *Gateway {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	return &Gateway{Catalog: c, Upstreams: upstreams, MaxBody: maxBody, Logger: logger, Now: time.Now, ready: make(chan struct{})}
+	return &Gateway{Catalog: c, Upstreams: upstreams, MaxBody: maxBody, Logger: logger, Now: time.Now, ready: make(chan struct{}),
+		Router: &routing.Router{Catalog: c, Analyzer: routing.NewAnalyzer("", nil), Breakers: routing.NewBreakers(nil),
+			BreakerThreshold: DefaultBreakerThreshold, BreakerCooldown: DefaultBreakerCooldown},
+		Retries: DefaultRetries, RetryBackoff: DefaultRetryBackoff, MaxRetryWait: DefaultMaxRetryWait, ProxyInfo: true,
+		Sleep: sleep}
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // AttachLedger makes l the ledger requests are recorded in. Requests

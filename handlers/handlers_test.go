@@ -160,15 +160,19 @@ func TestRouteErrorsWithoutUpstream(t *testing.T) {
 	g := testGateway(t, up)
 	for _, c := range []struct {
 		body   string
+		tier   string
 		status int
 	}{
-		{`{"model":"x","messages":[]}`, 404},
-		{`{"messages":[]}`, 400},
-		{`nope`, 400},
+		{`{"model":"x","messages":[]}`, "", 404},
+		{`{"messages":[{"role":"user","content":"hi"}]}`, "huge", 400},
+		{`nope`, "", 400},
 	} {
-		rec := serve(t, g, c.body, nil)
+		rec := serve(t, g, c.body, map[string]string{"X-Task-Tier": c.tier})
 		if rec.Code != c.status || !gjson.Get(rec.Body.String(), "error.message").Exists() {
 			t.Errorf("%s: %d %s", c.body, rec.Code, rec.Body)
+		}
+		if c.tier != "" && !strings.Contains(rec.Body.String(), "trivial, operational, standard, complex, deep") {
+			t.Errorf("bad tier does not list the tiers: %s", rec.Body)
 		}
 	}
 }

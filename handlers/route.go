@@ -5,9 +5,12 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/tidwall/sjson"
 	"go.uber.org/zap"
 
 	"github.com/llmgate/caddy-llmgate/dialects"
@@ -23,8 +26,8 @@ import (
 // scope it with a matcher when a site serves other things too.
 type Route struct {
 	GW *Gateway
-	// DefaultModel is used when a request names no model ("" to reject
-	// such requests with a 400).
+	// DefaultModel is used when a request names no model ("": the
+	// router chooses, as for "auto").
 	DefaultModel string
 	// MaxBody overrides the gateway's body limit when positive.
 	MaxBody int64
@@ -97,87 +100,309 @@ func (h *Route) serveGenerate(w http.ResponseWriter, r *http.Request, next caddy
 		return nil
 	}
 	ex.Request = req
+	plan, _, perr := g.plan(ep.Dialect, req, body, h.DefaultModel, strings.TrimSpace(r.Header.Get("X-Task-Tier")))
+	if perr != nil {
+		if plan != nil && !plan.RetryAt.IsZero() {
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(plan.RetryAt.Sub(g.Now()).Seconds()+0.999))))
+		}
+		dialects.WriteError(w, ep.Dialect, perr)
+		return nil
+	}
+	ex.Plan = plan
+	return h.attempts(w, r, next, ex)
+}
+
+// plan asks the router where the request may go. The features are those
+// the router looked at (nil when it needed none). The error is ready for
+// the client: 400 for a bad X-Task-Tier or a request nothing can serve,
+// 404 for an unknown model, 503 when capable targets exist but none can
+// be used now (the plan then says when one may be: RetryAt).
+func (g *Gateway) plan(d dialects.Dialect, req dialects.Request, body []byte, defaultModel, tierHeader string) (*routing.Plan, *routing.Features, *dialects.Error) {
+	rt := g.Router
 	model := req.Model
 	if model == "" {
-		model = h.DefaultModel
+		model = defaultModel
 	}
-	if model == "" {
-		dialects.WriteError(w, ep.Dialect, &dialects.Error{Status: http.StatusBadRequest, Param: "model",
-			Message: "missing required field model (GET /v1/models lists the models and aliases of this gateway)"})
-		return nil
-	}
-	dec, err := g.Catalog.Resolve(model)
-	if err != nil {
-		e := &dialects.Error{Status: http.StatusNotFound, Code: "model_not_found", Param: "model", Message: err.Error()}
-		if errors.Is(err, routing.ErrUnavailable) {
-			e = &dialects.Error{Status: http.StatusServiceUnavailable, Code: "provider_unavailable", Message: err.Error()}
+	var fp *routing.Features
+	var f routing.Features
+	var note string
+	if rt.NeedsFeatures(model, tierHeader) {
+		var ferr *dialects.Error
+		f, ferr = RequestFeatures(d, body)
+		fp = &f
+		if ferr != nil && tierHeader == "" {
+			// The content cannot be read the neutral way (e.g. a
+			// Responses request that continues a stored one): route it
+			// at the default tier rather than refuse what the provider
+			// may accept as it is.
+			tierHeader = string(rt.Analyzer.DefaultTier)
+			note = " (request not analyzed: " + ferr.Message + ")"
+			fp = nil
 		}
-		dialects.WriteError(w, ep.Dialect, e)
-		return nil
 	}
-	ex.Decision = dec
-	publish(r, dec)
+	plan, err := rt.Plan(model, tierHeader, f)
+	if plan != nil && note != "" {
+		plan.Reason = "auto: default tier " + tierHeader + note
+	}
+	switch {
+	case err == nil:
+		return plan, fp, nil
+	case errors.Is(err, routing.ErrBadTier):
+		return nil, fp, &dialects.Error{Status: http.StatusBadRequest, Code: "invalid_task_tier", Param: "X-Task-Tier", Message: err.Error()}
+	case errors.Is(err, routing.ErrUnknownModel):
+		return nil, fp, &dialects.Error{Status: http.StatusNotFound, Code: "model_not_found", Param: "model", Message: err.Error()}
+	case errors.Is(err, routing.ErrNoneAvailable):
+		return plan, fp, &dialects.Error{Status: http.StatusServiceUnavailable, Code: "provider_unavailable", Message: err.Error()}
+	case errors.Is(err, routing.ErrNoCandidate):
+		return plan, fp, &dialects.Error{Status: http.StatusBadRequest, Code: "no_capable_model", Message: err.Error()}
+	}
+	return nil, fp, &dialects.Error{Status: http.StatusInternalServerError, Message: err.Error()}
+}
 
-	tw := &commitWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
-	entry := ledger.Entry{Endpoint: ep.Name, Stream: req.Stream}
-	// A panic from further down (reverse_proxy aborts a stream that broke
-	// mid-way with http.ErrAbortHandler) still gets its ledger entry.
+// attempts sends the request to the plan's candidates in order until one
+// answers. A transient failure (no connection, timeout, 408, 409, 429,
+// 5xx, 529) is retried on the same target with backoff, honouring
+// Retry-After and retry-after-ms, then the next target is tried; 401,
+// 403 and 404 go to the next target at once. Failures are held back from
+// the client (attemptWriter), so the client sees one answer: the first
+// success, or the last failure when every target failed. Once a byte of
+// an answer has reached the client nothing falls back.
+func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, ex *Exchange) error {
+	g := h.GW
+	rt := g.Router
+	ep := ex.Endpoint
+	plan := ex.Plan
+	entry := ledger.Entry{Endpoint: ep.Name, Stream: ex.Request.Stream, Tier: string(plan.Tier)}
+	base := w.Header().Clone()
+	proxyInfo := g.ProxyInfo && isOpenAIClient(ep.Dialect) && !ex.Request.Stream
+
+	var aw *attemptWriter
+	// A panic from further down still gets its ledger entry; reverse_proxy
+	// aborts a stream that broke mid-way with http.ErrAbortHandler.
 	defer func() {
 		if p := recover(); p != nil {
 			entry.ErrorKind = "aborted"
-			h.finish(r, ex, &entry, tw.status)
+			status := 0
+			if aw != nil {
+				status = aw.status
+			}
+			h.finish(r, ex, &entry, status)
 			panic(p)
 		}
 	}()
 
-	ex.Attempts++
-	setDecisionHeaders(w.Header(), dec, ex.Attempts)
-	attempt := r.Clone(r.Context())
-	attempt = WithExchange(attempt, ex)
-	err = next.ServeHTTP(tw, attempt)
-	status := tw.status
-	if err != nil && !tw.wrote {
-		e := upstreamError(dec, err)
-		if e.Code == "upstream_error" {
-			g.Logger.Warn("upstream failed", zap.String("provider", dec.Provider.Name), zap.String("model", dec.Model.ID), zap.Error(err))
+	var lastHeld *attemptWriter
+	var lastErr error
+	for i := range plan.Candidates {
+		c := &plan.Candidates[i]
+		for try := 0; ; try++ {
+			if ok, why := rt.Breakers.Allow(c.Provider.Name, c.Model.ID); !ok {
+				plan.Skipped = append(plan.Skipped, routing.Skipped{Model: c.Model.ID, Provider: c.Provider.Name, Kind: routing.SkipBroken, Reason: why})
+				break
+			}
+			ex.Decision = &routing.Decision{Requested: ex.Request.Model, Model: c.Model, Provider: c.Provider, Reason: plan.Reason}
+			ex.Fallback = i
+			ex.Attempts++
+			ex.Usage = dialects.Usage{}
+			ex.UpstreamStatus = 0
+			publish(r, ex.Decision, plan)
+			aw = newAttemptWriter(w, base, ex, proxyInfo, func(hd http.Header) { setDecisionHeaders(hd, ex) })
+			err := h.attempt(aw, r, next, ex)
+
+			// The attempt answered: a success or an error that is the
+			// client's (or a kept answer to complete).
+			if aw.wrote && !aw.held {
+				if aw.committed && err != nil {
+					// Broke off after the answer began: too late to
+					// fall back.
+					rt.Breakers.Failure(c.Provider.Name, c.Model.ID, rt.BreakerThreshold, rt.BreakerCooldown)
+					entry.ErrorKind = "upstream_broken"
+					g.Logger.Warn("upstream failed after the answer began", zap.String("provider", c.Provider.Name), zap.String("model", c.Model.ID), zap.Error(err))
+				} else {
+					rt.Breakers.Success(c.Provider.Name, c.Model.ID)
+				}
+				aw.release(func(b []byte) []byte { return h.proxyObject(b, ex) })
+				status := aw.status
+				switch {
+				case entry.ErrorKind != "":
+				case status == 499:
+					entry.ErrorKind = "client_closed"
+				case status >= 400:
+					entry.ErrorKind = "upstream_status"
+				}
+				h.finish(r, ex, &entry, status)
+				return nil
+			}
+			if r.Context().Err() != nil {
+				// The client went away: nobody to answer, nothing
+				// learned about the provider.
+				rt.Breakers.Release(c.Provider.Name, c.Model.ID)
+				entry.ErrorKind = "client_closed"
+				h.finish(r, ex, &entry, 499)
+				return nil
+			}
+			// A failure: held back from the client.
+			rt.Breakers.Failure(c.Provider.Name, c.Model.ID, rt.BreakerThreshold, rt.BreakerCooldown)
+			kind := failTransient
+			var wait time.Duration
+			if aw.held {
+				lastHeld, lastErr = aw, nil
+				kind = failureOf(statusOf(aw))
+				if wait = retryAfter(aw.header, g.Now()); wait > 0 {
+					rt.Breakers.Wait(c.Provider.Name, c.Model.ID, g.Now().Add(wait))
+				}
+				g.Logger.Warn("upstream answered with an error", zap.String("provider", c.Provider.Name), zap.String("model", c.Model.ID),
+					zap.Int("status", statusOf(aw)), zap.Int("attempt", ex.Attempts))
+			} else {
+				lastHeld, lastErr = nil, err
+				if err == nil {
+					lastErr = errors.New("the provider sent no answer")
+				}
+				g.Logger.Warn("upstream failed", zap.String("provider", c.Provider.Name), zap.String("model", c.Model.ID),
+					zap.Int("attempt", ex.Attempts), zap.Error(lastErr))
+			}
+			if kind != failTransient || try >= g.Retries || wait > g.MaxRetryWait {
+				break
+			}
+			if wait == 0 {
+				wait = min(backoff(g.RetryBackoff, try), g.MaxRetryWait)
+			}
+			if g.Sleep(r.Context(), wait) != nil {
+				entry.ErrorKind = "client_closed"
+				h.finish(r, ex, &entry, 499)
+				return nil
+			}
 		}
+	}
+
+	// Every target failed (or none could be tried): the client gets the
+	// last failure as it came, or an error that says what happened.
+	switch {
+	case lastHeld != nil:
+		aw = lastHeld
+		aw.commitHeaders = func(hd http.Header) { setDecisionHeaders(hd, ex) }
+		aw.replay()
+		entry.ErrorKind = "upstream_status"
+		h.finish(r, ex, &entry, aw.status)
+	case lastErr != nil:
+		e := upstreamError(ex.Decision, lastErr)
 		entry.ErrorKind = "upstream_unreachable"
 		if e.Status < 500 || e.Status == http.StatusNotImplemented {
 			entry.ErrorKind = "gateway"
 		}
+		resetHeader(w.Header(), base)
+		setDecisionHeaders(w.Header(), ex)
 		dialects.WriteError(w, ep.Dialect, e)
-		status = e.Status
-	} else if err != nil {
-		entry.ErrorKind = "upstream_broken"
-		g.Logger.Warn("upstream failed after the answer began", zap.String("provider", dec.Provider.Name), zap.String("model", dec.Model.ID), zap.Error(err))
-	} else if status == 499 {
-		// reverse_proxy's status for a client that went away first.
-		entry.ErrorKind = "client_closed"
-	} else if status >= 400 {
-		entry.ErrorKind = "upstream_status"
+		h.finish(r, ex, &entry, e.Status)
+	default:
+		// Breakers opened between planning and trying: no attempt.
+		var why []string
+		for _, s := range plan.Skipped {
+			why = append(why, s.Model+": "+s.Reason)
+		}
+		dialects.WriteError(w, ep.Dialect, &dialects.Error{Status: http.StatusServiceUnavailable, Code: "provider_unavailable",
+			Message: routing.ErrNoneAvailable.Error() + ": " + strings.Join(why, "; ")})
+		entry.ErrorKind = "unavailable"
+		h.finish(r, ex, &entry, http.StatusServiceUnavailable)
 	}
-	h.finish(r, ex, &entry, status)
 	return nil
+}
+
+// attempt runs one upstream attempt on a copy of the request. A stream
+// aborted before anything was committed (reverse_proxy's
+// http.ErrAbortHandler) is an ordinary failure; after, the panic goes on.
+func (h *Route) attempt(aw *attemptWriter, r *http.Request, next caddyhttp.Handler, ex *Exchange) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler && !aw.committed {
+				err = errors.New("the provider's answer broke off")
+				return
+			}
+			panic(p)
+		}
+	}()
+	attempt := WithExchange(r.Clone(r.Context()), ex)
+	return next.ServeHTTP(aw, attempt)
+}
+
+// statusOf is the provider's own status for a held failure.
+func statusOf(aw *attemptWriter) int {
+	if aw.ex.UpstreamStatus != 0 {
+		return aw.ex.UpstreamStatus
+	}
+	return aw.status
+}
+
+// resetHeader makes h equal to base again.
+func resetHeader(h, base http.Header) {
+	for k := range h {
+		delete(h, k)
+	}
+	for k, v := range base {
+		h[k] = v
+	}
+}
+
+// proxyObject adds the _proxy object to a whole JSON answer.
+func (h *Route) proxyObject(body []byte, ex *Exchange) []byte {
+	if len(body) == 0 || body[0] != '{' {
+		return body
+	}
+	d := ex.Decision
+	b := make([]byte, 0, 256)
+	b = append(b, `{"model":`...)
+	b = strconv.AppendQuote(b, d.Model.ID)
+	b = append(b, `,"provider":`...)
+	b = strconv.AppendQuote(b, d.Provider.Name)
+	b = append(b, `,"tier":`...)
+	b = strconv.AppendQuote(b, string(ex.Plan.Tier))
+	b = append(b, `,"cost_usd":`...)
+	b = strconv.AppendFloat(b, h.cost(ex), 'f', -1, 64)
+	b = append(b, `,"routing_reason":`...)
+	b = strconv.AppendQuote(b, ex.Plan.Reason)
+	b = append(b, `,"elapsed_ms":`...)
+	b = strconv.AppendFloat(b, float64(h.GW.Now().Sub(ex.Start).Microseconds())/1000, 'f', -1, 64)
+	b = append(b, `,"fallback_index":`...)
+	b = strconv.AppendInt(b, int64(ex.Fallback), 10)
+	b = append(b, `,"attempts":`...)
+	b = strconv.AppendInt(b, int64(ex.Attempts), 10)
+	b = append(b, '}')
+	out, err := sjson.SetRawBytes(body, "_proxy", b)
+	if err != nil {
+		return body
+	}
+	return out
+}
+
+// cost is the exchange's cost so far at the current target's prices.
+func (h *Route) cost(ex *Exchange) float64 {
+	u := ex.Usage
+	p := ex.Decision.Model.Prices
+	return ledger.Cost(ledger.Prices{Input: p.Input, Output: p.Output, CachedInput: p.CachedInput},
+		ledger.Tokens{Input: u.Input, CachedInput: u.CachedInput, CacheWrite: u.CacheWrite, Output: u.Output, Reasoning: u.Reasoning})
 }
 
 // finish fills the ledger entry from the exchange and records it.
 func (h *Route) finish(r *http.Request, ex *Exchange, e *ledger.Entry, status int) {
 	g := h.GW
-	d := ex.Decision
 	e.Time = ex.Start
-	e.Provider = d.Provider.Name
-	e.Model = d.Model.ID
-	e.UpstreamModel = d.Model.UpstreamID
 	e.Status = status
 	e.Attempts = ex.Attempts
+	e.Fallback = ex.Fallback > 0
 	e.LatencyMS = float64(g.Now().Sub(ex.Start).Microseconds()) / 1000
-	u := ex.Usage
-	e.Tokens = ledger.Tokens{Input: u.Input, CachedInput: u.CachedInput, CacheWrite: u.CacheWrite, Output: u.Output, Reasoning: u.Reasoning}
-	p := d.Model.Prices
-	e.CostUSD = ledger.Cost(ledger.Prices{Input: p.Input, Output: p.Output, CachedInput: p.CachedInput}, e.Tokens)
+	if d := ex.Decision; d != nil {
+		e.Provider = d.Provider.Name
+		e.Model = d.Model.ID
+		e.UpstreamModel = d.Model.UpstreamID
+		u := ex.Usage
+		e.Tokens = ledger.Tokens{Input: u.Input, CachedInput: u.CachedInput, CacheWrite: u.CacheWrite, Output: u.Output, Reasoning: u.Reasoning}
+		e.CostUSD = h.cost(ex)
+	}
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
 		extra.Add(zap.String("llm_provider", e.Provider))
 		extra.Add(zap.String("llm_model", e.Model))
+		extra.Add(zap.String("llm_tier", e.Tier))
+		extra.Add(zap.Int("llm_attempts", e.Attempts))
 		extra.Add(zap.Int("llm_input_tokens", e.Input))
 		extra.Add(zap.Int("llm_output_tokens", e.Output))
 		extra.Add(zap.Float64("llm_cost_usd", e.CostUSD))
@@ -187,13 +412,14 @@ func (h *Route) finish(r *http.Request, ex *Exchange, e *ledger.Entry, status in
 
 // publish makes the decision visible to the rest of the chain and to the
 // client: placeholders {llm.*}, vars llm_* and x-llm-* response headers.
-func publish(r *http.Request, d *routing.Decision) {
+func publish(r *http.Request, d *routing.Decision, p *routing.Plan) {
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set("llm.provider", d.Provider.Name)
 		repl.Set("llm.model", d.Model.ID)
 		repl.Set("llm.upstream_model", d.Model.UpstreamID)
 		repl.Set("llm.dialect", d.Provider.Dialect)
 		repl.Set("llm.route_reason", d.Reason)
+		repl.Set("llm.tier", string(p.Tier))
 		if len(d.Provider.URLs) > 0 {
 			repl.Set("llm.upstream", d.Provider.URLs[0].Host)
 		}
@@ -201,14 +427,24 @@ func publish(r *http.Request, d *routing.Decision) {
 	caddyhttp.SetVar(r.Context(), "llm_provider", d.Provider.Name)
 	caddyhttp.SetVar(r.Context(), "llm_model", d.Model.ID)
 	caddyhttp.SetVar(r.Context(), "llm_upstream_model", d.Model.UpstreamID)
+	caddyhttp.SetVar(r.Context(), "llm_tier", string(p.Tier))
 }
 
-// setDecisionHeaders writes the x-llm-* headers of a decision.
-func setDecisionHeaders(h http.Header, d *routing.Decision, attempts int) {
+// setDecisionHeaders writes the x-llm-* headers of the exchange's
+// current decision.
+func setDecisionHeaders(h http.Header, ex *Exchange) {
+	d := ex.Decision
+	if d == nil {
+		return
+	}
 	h.Set("X-Llm-Provider", d.Provider.Name)
 	h.Set("X-Llm-Model", d.Model.ID)
-	h.Set("X-Llm-Route-Reason", d.Reason)
-	h.Set("X-Llm-Attempts", strconv.Itoa(attempts))
+	if ex.Plan != nil && ex.Plan.Tier != "" {
+		h.Set("X-Llm-Tier", string(ex.Plan.Tier))
+	}
+	h.Set("X-Llm-Route-Reason", headerSafe(d.Reason))
+	h.Set("X-Llm-Attempts", strconv.Itoa(ex.Attempts))
+	h.Set("X-Llm-Fallback", strconv.Itoa(ex.Fallback))
 }
 
 // upstreamError turns an error returned by the rest of the chain before
@@ -236,32 +472,6 @@ func upstreamError(d *routing.Decision, err error) *dialects.Error {
 		msg = "provider " + d.Provider.Name + " timed out"
 	}
 	return &dialects.Error{Status: status, Code: "upstream_error", Message: msg}
-}
-
-// commitWriter notes whether anything reached the client and with which
-// status. It forwards flushes (Unwrap) and keeps ReadFrom on its Write.
-type commitWriter struct {
-	*caddyhttp.ResponseWriterWrapper
-	status int
-	wrote  bool
-}
-
-func (c *commitWriter) WriteHeader(code int) {
-	if !c.wrote && code >= 200 {
-		c.status, c.wrote = code, true
-	}
-	c.ResponseWriterWrapper.WriteHeader(code)
-}
-
-func (c *commitWriter) Write(p []byte) (int, error) {
-	if !c.wrote {
-		c.status, c.wrote = http.StatusOK, true
-	}
-	return c.ResponseWriterWrapper.Write(p)
-}
-
-func (c *commitWriter) ReadFrom(src io.Reader) (int64, error) {
-	return io.Copy(writerOnly{c}, src)
 }
 
 // writerOnly hides every method but Write, so io.Copy cannot take a

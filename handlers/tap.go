@@ -55,6 +55,8 @@ type usageTap struct {
 	event  []byte // SSE: name of the current event
 	events int    // SSE data events seen
 	ended  bool
+	// upstreamStatus, when set, receives the provider's own status.
+	upstreamStatus *int
 }
 
 func newUsageTap(w http.ResponseWriter, d dialects.Dialect, strip bool) *usageTap {
@@ -72,6 +74,9 @@ func (t *usageTap) WriteHeader(code int) {
 		return
 	}
 	t.wroteHeader, t.status = true, code
+	if t.upstreamStatus != nil {
+		*t.upstreamStatus = code
+	}
 	ct, _, _ := mime.ParseMediaType(t.Header().Get("Content-Type"))
 	switch ct {
 	case "text/event-stream":

@@ -53,6 +53,7 @@ func (h *Translate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	prepareUpstream(r, d.Provider, target, body, ex.Request.Stream)
 
 	tap := newUsageTap(w, target, target == dialects.OpenAI && ex.Request.Stream && !ex.Request.StreamUsage)
+	tap.upstreamStatus = &ex.UpstreamStatus
 	aborted := true
 	// Deferred so that a stream aborted half-way (reverse_proxy panics
 	// with http.ErrAbortHandler) still hands the usage read so far to
@@ -96,6 +97,7 @@ func (h *Translate) translate(w http.ResponseWriter, r *http.Request, next caddy
 	tw := newTranslateWriter(w, target, client, ex.Request.Stream, dialects.StreamOptions{
 		Model: d.Model.ID, IncludeUsage: ex.Request.StreamUsage, Created: h.GW.Now().Unix(),
 	})
+	tw.upstreamStatus = &ex.UpstreamStatus
 	aborted := true
 	defer func() {
 		tw.finish(aborted)

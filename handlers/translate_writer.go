@@ -34,6 +34,8 @@ type translateWriter struct {
 	finished    bool
 	usage       dialects.Usage
 	usageOK     bool
+	// upstreamStatus, when set, receives the provider's own status.
+	upstreamStatus *int
 }
 
 func newTranslateWriter(w http.ResponseWriter, from, to dialects.Dialect, wantStream bool, o dialects.StreamOptions) *translateWriter {
@@ -54,6 +56,9 @@ func (t *translateWriter) WriteHeader(code int) {
 		return
 	}
 	t.wroteHeader, t.status = true, code
+	if t.upstreamStatus != nil {
+		*t.upstreamStatus = code
+	}
 	ct, _, _ := mime.ParseMediaType(t.Header().Get("Content-Type"))
 	isStream := ct == "text/event-stream" || ct == "application/x-ndjson" ||
 		(t.from == dialects.Ollama && t.wantStream && t.Header().Get("Content-Length") == "")

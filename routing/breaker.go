@@ -6,14 +6,16 @@ import (
 )
 
 // Breakers hold a circuit breaker per provider and model, and the time
-// until which each provider asked to be left alone (Retry-After). They
+// until which each provider asked to be left alone (Retry-After) for a
+// model: providers rate-limit per model, so one model's limit does not
+// keep the provider's other models out. They
 // are shared by every config of the process, so their state survives
 // `caddy reload`; the thresholds come from the config at each call.
 type Breakers struct {
 	mu    sync.Mutex
 	now   func() time.Time
 	state map[string]*breaker
-	wait  map[string]time.Time // provider → do not call before
+	wait  map[string]time.Time // provider and model → do not call before
 }
 
 type breaker struct {
@@ -65,13 +67,14 @@ func (b *Breakers) Allow(provider, model string) (ok bool, why string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
-	if until, waiting := b.wait[provider]; waiting {
+	k := key(provider, model)
+	if until, waiting := b.wait[k]; waiting {
 		if now.Before(until) {
 			return false, "provider asked to wait (Retry-After) until " + until.UTC().Format(time.RFC3339)
 		}
-		delete(b.wait, provider)
+		delete(b.wait, k)
 	}
-	br := b.state[key(provider, model)]
+	br := b.state[k]
 	if br == nil || br.openUntil.IsZero() {
 		return true, ""
 	}
@@ -110,30 +113,47 @@ func (b *Breakers) Failure(provider, model string, threshold int, cooldown time.
 	}
 }
 
-// Wait records that provider asked not to be called before until.
-func (b *Breakers) Wait(provider string, until time.Time) {
+// Wait records that provider asked not to be sent requests for model
+// before until.
+func (b *Breakers) Wait(provider, model string, until time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if until.After(b.wait[provider]) {
-		b.wait[provider] = until
+	k := key(provider, model)
+	if until.After(b.wait[k]) {
+		b.wait[k] = until
+	}
+}
+
+// Release gives back a half-open probe taken by Allow whose request
+// ended without telling success from failure (the client went away).
+func (b *Breakers) Release(provider, model string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if br := b.state[key(provider, model)]; br != nil {
+		br.probing = false
 	}
 }
 
 // Peek reports whether provider/model would be allowed now, without
-// taking the half-open probe.
-func (b *Breakers) Peek(provider, model string) (ok bool, why string) {
+// taking the half-open probe: why is "" when it would be. Otherwise kind
+// says whether a breaker or a Retry-After keeps it out, and until is the
+// earliest time it may be tried (zero while a probe runs).
+func (b *Breakers) Peek(provider, model string) (why string, kind SkipKind, until time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
-	if until, waiting := b.wait[provider]; waiting && now.Before(until) {
-		return false, "provider asked to wait (Retry-After) until " + until.UTC().Format(time.RFC3339)
+	if w, waiting := b.wait[key(provider, model)]; waiting && now.Before(w) {
+		return "provider asked to wait (Retry-After) until " + w.UTC().Format(time.RFC3339), SkipWaiting, w
 	}
 	br := b.state[key(provider, model)]
 	if br == nil || br.openUntil.IsZero() {
-		return true, ""
+		return "", "", time.Time{}
 	}
 	if now.Before(br.openUntil) {
-		return false, "circuit open after repeated failures, probing again at " + br.openUntil.UTC().Format(time.RFC3339)
+		return "circuit open after repeated failures, probing again at " + br.openUntil.UTC().Format(time.RFC3339), SkipBroken, br.openUntil
 	}
-	return !br.probing, "circuit half-open, a probe is already running"
+	if br.probing {
+		return "circuit half-open, a probe is already running", SkipBroken, time.Time{}
+	}
+	return "", "", time.Time{}
 }

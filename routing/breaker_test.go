@@ -52,9 +52,12 @@ func TestBreakerTransitions(t *testing.T) {
 func TestRetryAfterWait(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	b := NewBreakers(func() time.Time { return now })
-	b.Wait("p", now.Add(10*time.Second))
+	b.Wait("p", "m", now.Add(10*time.Second))
 	if ok, why := b.Allow("p", "m"); ok || why == "" {
 		t.Fatal("provider told to wait was allowed")
+	}
+	if ok, _ := b.Allow("p", "other"); !ok {
+		t.Fatal("the provider's other models wait too")
 	}
 	now = now.Add(10 * time.Second)
 	if ok, _ := b.Allow("p", "m"); !ok {

@@ -42,11 +42,25 @@ type Candidate struct {
 	EstimatedCost float64
 }
 
+// SkipKind classifies why a target was left out of a plan.
+type SkipKind string
+
+// The kinds of skip. Unknown and Incapable targets could never serve the
+// request; Unavailable, Broken and Waiting ones might later.
+const (
+	SkipUnknown     SkipKind = "unknown"
+	SkipUnavailable SkipKind = "unavailable"
+	SkipIncapable   SkipKind = "incapable"
+	SkipBroken      SkipKind = "circuit_open"
+	SkipWaiting     SkipKind = "retry_after"
+)
+
 // Skipped is a target left out of a plan, and why.
 type Skipped struct {
-	Model    string `json:"model"`
-	Provider string `json:"provider"`
-	Reason   string `json:"reason"`
+	Model    string   `json:"model"`
+	Provider string   `json:"provider,omitempty"`
+	Kind     SkipKind `json:"kind"`
+	Reason   string   `json:"reason"`
 }
 
 // Plan is a routing decision before any attempt.
@@ -57,10 +71,19 @@ type Plan struct {
 	Reasons    []string
 	Candidates []Candidate
 	Skipped    []Skipped
+	// RetryAt is, when every capable target is broken or waiting, the
+	// earliest time one may be tried again.
+	RetryAt time.Time
 }
 
 // ErrNoCandidate is returned (wrapped) when no target can serve a request.
 var ErrNoCandidate = errors.New("no model can serve this request")
+
+// ErrNoneAvailable is returned (wrapped) when targets able to serve the
+// request exist but none can be used now: no API key, circuit open, or
+// Retry-After in force. Unlike ErrNoCandidate it is not the client's
+// fault.
+var ErrNoneAvailable = errors.New("no model able to serve this request is available now")
 
 // ErrBadTier is returned (wrapped) for an unknown X-Task-Tier value.
 var ErrBadTier = errors.New("invalid X-Task-Tier")
@@ -77,13 +100,28 @@ func (rt *Router) NeedsFeatures(model, tierHeader string) bool {
 	if rt.Catalog.Known(model) {
 		return false
 	}
+	return rt.Routable(model)
+}
+
+// Routable reports whether name is something the router accepts as a
+// model: a model id, an alias, "auto", a built-in alias (cheap,
+// balanced, premium, free, local) or a tier name.
+func (rt *Router) Routable(name string) bool {
+	if IsAuto(name) || rt.Catalog.Known(name) {
+		return true
+	}
 	for _, a := range builtinAliases {
-		if a == model {
+		if a == name {
 			return true
 		}
 	}
-	return false
+	_, err := ParseTier(name)
+	return err == nil
 }
+
+// BuiltinAliases lists the aliases the router resolves itself when the
+// config does not define them.
+func BuiltinAliases() []string { return append([]string(nil), builtinAliases...) }
 
 // Plan routes one request. f may be zero when NeedsFeatures is false.
 func (rt *Router) Plan(model, tierHeader string, f Features) (*Plan, error) {
@@ -109,6 +147,12 @@ func (rt *Router) Plan(model, tierHeader string, f Features) (*Plan, error) {
 	case rt.Catalog.aliases[model] != "":
 		target := rt.Catalog.aliases[model]
 		p.Reason, ids, explicit = "alias "+model+" → "+target, []string{target}, true
+	case isTierName(model):
+		// A tier named as the model: for clients that cannot set
+		// X-Task-Tier.
+		p.Tier, _ = ParseTier(model)
+		p.Reason = "model " + model + ": tier " + string(p.Tier)
+		ids = rt.tierModels(p.Tier)
 	default:
 		var ok bool
 		if ids, ok = rt.builtinAlias(model); !ok {
@@ -135,16 +179,29 @@ func (rt *Router) Plan(model, tierHeader string, f Features) (*Plan, error) {
 	p.Candidates = append(primary, rt.fill(p, fallbacks, f, false, seen)...)
 	if len(p.Candidates) == 0 {
 		var why []string
+		sentinel := ErrNoCandidate
 		for _, s := range p.Skipped {
 			why = append(why, s.Model+": "+s.Reason)
+			if s.Kind != SkipUnknown && s.Kind != SkipIncapable {
+				sentinel = ErrNoneAvailable
+			}
 		}
 		if len(why) == 0 {
 			why = append(why, "no model is configured for it")
 		}
-		return p, fmt.Errorf("%w (%s): %s", ErrNoCandidate, p.Reason, strings.Join(why, "; "))
+		return p, fmt.Errorf("%w (%s): %s", sentinel, p.Reason, strings.Join(why, "; "))
 	}
 	return p, nil
 }
+
+func isTierName(s string) bool {
+	_, err := ParseTier(s)
+	return err == nil
+}
+
+// TierModelsOf lists the models tier t routes to, in configured order
+// (before capability filters and cost order).
+func (rt *Router) TierModelsOf(t Tier) []string { return rt.tierModels(t) }
 
 // tierModels lists the models of tier t, walking to the next tiers up
 // (then down) when t has none.
@@ -250,28 +307,31 @@ func (rt *Router) fill(p *Plan, ids []string, f Features, explicit bool, seen ma
 			}
 		}
 		if m == nil {
-			p.Skipped = append(p.Skipped, Skipped{Model: id, Reason: "not in the catalog"})
+			p.Skipped = append(p.Skipped, Skipped{Model: id, Kind: SkipUnknown, Reason: "not in the catalog"})
 			continue
 		}
 		prov := rt.Catalog.providers[m.Provider]
-		skip := func(why string) {
-			p.Skipped = append(p.Skipped, Skipped{Model: m.ID, Provider: prov.Name, Reason: why})
+		skip := func(kind SkipKind, why string) {
+			p.Skipped = append(p.Skipped, Skipped{Model: m.ID, Provider: prov.Name, Kind: kind, Reason: why})
 		}
 		if why := prov.Unavailable(); why != "" {
-			skip(why)
+			skip(SkipUnavailable, why)
 			continue
 		}
 		// The client's explicit choice is trusted with its features;
 		// the router's own choices must be able to serve the request.
 		if !explicit || len(cands) > 0 {
 			if why := capable(m, f); why != "" {
-				skip(why)
+				skip(SkipIncapable, why)
 				continue
 			}
 		}
 		if rt.Breakers != nil {
-			if ok, why := rt.Breakers.Peek(prov.Name, m.ID); !ok {
-				skip(why)
+			if why, kind, until := rt.Breakers.Peek(prov.Name, m.ID); why != "" {
+				skip(kind, why)
+				if !until.IsZero() && (p.RetryAt.IsZero() || until.Before(p.RetryAt)) {
+					p.RetryAt = until
+				}
 				continue
 			}
 		}
