@@ -102,6 +102,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	modelProvider := map[string]ref{}
 	var aliasRefs []ref
 	var aliasNames []string
+	var routerRefs []routerRef
 	providers := map[string]bool{}
 	models := map[string]bool{}
 	for _, p := range app.Providers {
@@ -181,9 +182,11 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			if app.Router == nil {
 				app.Router = &RouterConfig{}
 			}
-			if err := parseRouter(d, app.Router); err != nil {
+			refs, err := parseRouter(d, app.Router)
+			if err != nil {
 				return nil, err
 			}
+			routerRefs = append(routerRefs, refs...)
 		default:
 			return nil, d.Errf("unrecognized llm option %q (valid: storage, max_body, sync_writes, provider, model, alias, router)", d.Val())
 		}
@@ -208,7 +211,34 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			return nil, fmt.Errorf("%s:%d - alias %s: unknown model %s", r.file, r.line, aliasNames[i], r.name)
 		}
 	}
+	known := func(name string) bool {
+		_, alias := app.Aliases[name]
+		return models[name] || alias
+	}
+	for _, r := range routerRefs {
+		switch {
+		case r.key:
+			_, tierErr := routing.ParseTier(r.name)
+			builtin := false
+			for _, a := range routing.BuiltinAliases() {
+				builtin = builtin || a == r.name
+			}
+			if !known(r.name) && tierErr != nil && !builtin {
+				return nil, fmt.Errorf("%s:%d - router: fallback %s: neither a model, an alias nor a tier", r.file, r.line, r.name)
+			}
+		case !known(r.name):
+			return nil, fmt.Errorf("%s:%d - router: %s: unknown model %s", r.file, r.line, r.opt, r.name)
+		}
+	}
 	return httpcaddyfile.App{Name: "llm", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// routerRef is a name a router option refers to, with its line: a model
+// (or alias) of a tier or fallback list, or the key of a fallback.
+type routerRef struct {
+	opt, name, file string
+	line            int
+	key             bool
 }
 
 func parseProvider(d *caddyfile.Dispenser) (ProviderConfig, error) {
@@ -397,11 +427,13 @@ func parseModel(d *caddyfile.Dispenser) (ModelConfig, int, error) {
 
 // parseTokens reads a token count such as 8192, 128k or 1M.
 // parseRouter reads the router block of the llm option (see
-// parseGlobalOption for its syntax) into rc.
-func parseRouter(d *caddyfile.Dispenser, rc *RouterConfig) error {
+// parseGlobalOption for its syntax) into rc. It returns the models the
+// block refers to, checked once every model is known.
+func parseRouter(d *caddyfile.Dispenser, rc *RouterConfig) ([]routerRef, error) {
 	if d.NextArg() {
-		return d.ArgErr()
+		return nil, d.ArgErr()
 	}
+	var refs []routerRef
 	listOf := func(m *map[string][]string, what string) error {
 		args := d.RemainingArgs()
 		if len(args) < 2 {
@@ -411,6 +443,14 @@ func parseRouter(d *caddyfile.Dispenser, rc *RouterConfig) error {
 			*m = map[string][]string{}
 		}
 		(*m)[args[0]] = append((*m)[args[0]], args[1:]...)
+		if what != "keywords" {
+			if what == "fallback" {
+				refs = append(refs, routerRef{opt: what, name: args[0], file: d.File(), line: d.Line(), key: true})
+			}
+			for _, a := range args[1:] {
+				refs = append(refs, routerRef{opt: what + " " + args[0], name: a, file: d.File(), line: d.Line()})
+			}
+		}
 		return nil
 	}
 	tier := func(s string) error {
@@ -424,10 +464,10 @@ func parseRouter(d *caddyfile.Dispenser, rc *RouterConfig) error {
 		case "default_tier":
 			v, err := oneArg(d)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if err := tier(v); err != nil {
-				return err
+				return nil, err
 			}
 			rc.DefaultTier = v
 		case "keywords", "tier":
@@ -437,25 +477,25 @@ func parseRouter(d *caddyfile.Dispenser, rc *RouterConfig) error {
 				m = &rc.Tiers
 			}
 			if err := listOf(m, opt); err != nil {
-				return err
+				return nil, err
 			}
 			for k := range *m {
 				if err := tier(k); err != nil {
-					return fmt.Errorf("%s:%d - %s: %v", d.File(), line, opt, err)
+					return nil, fmt.Errorf("%s:%d - %s: %v", d.File(), line, opt, err)
 				}
 			}
 		case "fallback":
 			if err := listOf(&rc.Fallbacks, "fallback"); err != nil {
-				return err
+				return nil, err
 			}
 		case "retries", "breaker_threshold":
 			v, err := oneArg(d)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
-				return d.Errf("%s: invalid number %q", opt, v)
+				return nil, d.Errf("%s: invalid number %q", opt, v)
 			}
 			if opt == "retries" {
 				rc.Retries = &n
@@ -465,11 +505,11 @@ func parseRouter(d *caddyfile.Dispenser, rc *RouterConfig) error {
 		case "retry_backoff", "max_retry_wait", "breaker_cooldown":
 			v, err := oneArg(d)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			dur, err := caddy.ParseDuration(v)
 			if err != nil || dur <= 0 {
-				return d.Errf("%s: invalid duration %q", opt, v)
+				return nil, d.Errf("%s: invalid duration %q", opt, v)
 			}
 			switch opt {
 			case "retry_backoff":
@@ -482,7 +522,7 @@ func parseRouter(d *caddyfile.Dispenser, rc *RouterConfig) error {
 		case "proxy_info":
 			v, err := oneArg(d)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			switch v {
 			case "on":
@@ -490,13 +530,13 @@ func parseRouter(d *caddyfile.Dispenser, rc *RouterConfig) error {
 			case "off":
 				rc.DisableProxyInfo = true
 			default:
-				return d.Errf("proxy_info: expected on or off, got %q", v)
+				return nil, d.Errf("proxy_info: expected on or off, got %q", v)
 			}
 		default:
-			return d.Errf("unrecognized router option %q (valid: default_tier, keywords, tier, fallback, retries, retry_backoff, max_retry_wait, breaker_threshold, breaker_cooldown, proxy_info)", opt)
+			return nil, d.Errf("unrecognized router option %q (valid: default_tier, keywords, tier, fallback, retries, retry_backoff, max_retry_wait, breaker_threshold, breaker_cooldown, proxy_info)", opt)
 		}
 	}
-	return nil
+	return refs, nil
 }
 
 func parseTokens(s string) (int, error) {

@@ -29,6 +29,16 @@ func TestCaddyfileErrorsNameTheLine(t *testing.T) {
 		{"\t\tmax_body huge\n", "Caddyfile:6"},
 		{"\t\tfrobnicate\n", "Caddyfile:6"},
 		{"\t\tmodel m\n", "model m: no provider"},
+		{"\t\trouter {\n\t\t\tdefault_tier huge\n\t\t}\n", "Caddyfile:7"},
+		{"\t\trouter {\n\t\t\tkeywords huge \"x y\"\n\t\t}\n", "Caddyfile:7"},
+		{"\t\tmodel m p\n\t\trouter {\n\t\t\ttier deep m nope\n\t\t}\n", "Caddyfile:8 - router: tier deep: unknown model nope"},
+		{"\t\tmodel m p\n\t\trouter {\n\t\t\tfallback m nope\n\t\t}\n", "Caddyfile:8 - router: fallback m: unknown model nope"},
+		{"\t\tmodel m p\n\t\trouter {\n\t\t\tfallback zzz m\n\t\t}\n", "Caddyfile:8 - router: fallback zzz: neither"},
+		{"\t\trouter {\n\t\t\tretries many\n\t\t}\n", "Caddyfile:7"},
+		{"\t\trouter {\n\t\t\tbreaker_cooldown soon\n\t\t}\n", "Caddyfile:7"},
+		{"\t\trouter {\n\t\t\tproxy_info maybe\n\t\t}\n", "Caddyfile:7"},
+		{"\t\trouter {\n\t\t\tfallback deep\n\t\t}\n", "Caddyfile:7"},
+		{"\t\trouter {\n\t\t\tteleport\n\t\t}\n", "Caddyfile:7"},
 	}
 	adapter := caddyconfig.GetAdapter("caddyfile")
 	for _, c := range cases {

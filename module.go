@@ -430,6 +430,7 @@ func (a *App) Start() error {
 	}
 	a.held = true
 	a.handle = val.(*dbHandle)
+	currentApp.Store(a)
 	a.gw.AttachLedger(a.handle.ledger)
 	a.logger.Info("storage open", zap.String("dir", a.dir), zap.Bool("reused", loaded))
 	return nil
@@ -442,6 +443,7 @@ func (a *App) Stop() error { return nil }
 
 // Cleanup releases the storage; the last config to release it closes it.
 func (a *App) Cleanup() error {
+	currentApp.CompareAndSwap(a, nil)
 	if !a.held {
 		return nil
 	}

@@ -84,6 +84,8 @@ var (
 	gatewayLog string
 	// gatewayBin is the gateway binary under test.
 	gatewayBin string
+	// adminAddr is the gateway's admin API address.
+	adminAddr string
 )
 
 // TestMain builds (unless LLMGATE_CADDY names one) and starts the gateway
@@ -120,13 +122,16 @@ func run(m *testing.M) int {
 	mockSrv := httptest.NewServer(mock)
 	defer mockSrv.Close()
 
-	ports, err := freePorts(3)
+	ports, err := freePorts(4)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "conformance: picking ports:", err)
 		return 1
 	}
-	httpPort, httpsPort, adminPort := ports[0], ports[1], ports[2]
+	// deadPort: nothing listens there, the first target of the fallback
+	// chain (see fallback_test.go).
+	httpPort, httpsPort, adminPort, deadPort := ports[0], ports[1], ports[2], ports[3]
 	gatewayURL = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	adminAddr = fmt.Sprintf("127.0.0.1:%d", adminPort)
 
 	storage := filepath.Join(tmp, "storage")
 	if err := os.MkdirAll(storage, 0o700); err != nil {
@@ -175,6 +180,16 @@ func run(m *testing.M) int {
 			price 1 2 0.5
 			capabilities tools
 		}
+		provider deadend {
+			url http://127.0.0.1:%[17]d
+		}
+		model %[18]s deadend {
+			capabilities tools
+		}
+		router {
+			retry_backoff 10ms
+			fallback %[18]s %[10]s
+		}
 	}
 }
 :%[2]d {
@@ -184,7 +199,7 @@ func run(m *testing.M) int {
 }
 `, adminPort, httpPort, httpsPort, storage, mockSrv.URL, providerKey, anthropicProviderKey,
 		models[0].name, models[0].upstream, models[1].name, models[1].upstream, models[2].name, models[2].upstream,
-		responsesProviderKey, models[3].name, models[3].upstream)
+		responsesProviderKey, models[3].name, models[3].upstream, deadPort, fallbackModel)
 	if err := os.WriteFile(caddyfile, []byte(conf), 0o600); err != nil {
 		fmt.Fprintln(os.Stderr, "conformance:", err)
 		return 1

@@ -24,7 +24,9 @@ type Exchange struct {
 	// Plan is the router's plan (tier, reasons, candidates in order).
 	Plan *routing.Plan
 	// Attempts counts the upstream attempts so far; Fallback is the
-	// index in Plan.Candidates of the current target (0: first choice).
+	// current target's place in the plan (its Rank; 0: first choice,
+	// more: a fallback, also when earlier targets were skipped for an
+	// open circuit).
 	Attempts int
 	Fallback int
 	// UpstreamStatus is the status the provider answered the current

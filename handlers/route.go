@@ -201,7 +201,7 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 				break
 			}
 			ex.Decision = &routing.Decision{Requested: ex.Request.Model, Model: c.Model, Provider: c.Provider, Reason: plan.Reason}
-			ex.Fallback = i
+			ex.Fallback = c.Rank
 			ex.Attempts++
 			ex.Usage = dialects.Usage{}
 			ex.UpstreamStatus = 0

@@ -40,6 +40,15 @@ type Candidate struct {
 	// EstimatedCost in USD for this request (input estimate plus the
 	// output limit at the model's prices).
 	EstimatedCost float64
+	// Rank is the target's place in the plan had every circuit been
+	// closed and no provider asked to wait: 0 for the first choice, so a
+	// candidate with Rank > 0 that answers is a fallback.
+	Rank int
+
+	// down, when set, says why the target is out of service for now
+	// (breaker or Retry-After); Plan moves it to Skipped.
+	down     string
+	downKind SkipKind
 }
 
 // SkipKind classifies why a target was left out of a plan.
@@ -173,10 +182,31 @@ func (rt *Router) Plan(model, tierHeader string, f Features) (*Plan, error) {
 	}
 	seen := map[string]bool{}
 	primary := rt.fill(p, ids, f, explicit, seen)
+	if p.Tier != "" && len(primary) == 0 && len(rt.Fallbacks[fbKey]) == 0 {
+		// No model of the tier can serve the request (it needs tools,
+		// images or a larger context than they have): the next tiers up,
+		// then down, may.
+		for _, t := range tierWalk(p.Tier)[1:] {
+			more := rt.fill(p, rt.modelsOfTier(t), f, false, seen)
+			if len(more) > 0 {
+				primary = more
+				p.Reason += "; no capable model in tier " + string(p.Tier) + ", escalated to " + string(t)
+				break
+			}
+		}
+	}
 	if !explicit && !keepOrder {
 		sort.SliceStable(primary, func(i, j int) bool { return primary[i].EstimatedCost < primary[j].EstimatedCost })
 	}
-	p.Candidates = append(primary, rt.fill(p, fallbacks, f, false, seen)...)
+	all := append(primary, rt.fill(p, fallbacks, f, false, seen)...)
+	for i, c := range all {
+		if c.down != "" {
+			p.Skipped = append(p.Skipped, Skipped{Model: c.Model.ID, Provider: c.Provider.Name, Kind: c.downKind, Reason: c.down})
+			continue
+		}
+		c.Rank = i
+		p.Candidates = append(p.Candidates, c)
+	}
 	if len(p.Candidates) == 0 {
 		var why []string
 		sentinel := ErrNoCandidate
@@ -194,6 +224,19 @@ func (rt *Router) Plan(model, tierHeader string, f Features) (*Plan, error) {
 	return p, nil
 }
 
+// tierWalk is t, then the tiers above it, then those below, nearest first.
+func tierWalk(t Tier) []Tier {
+	order := []Tier{t}
+	ti := tierIndexOf(t)
+	for i := ti + 1; i < len(Tiers); i++ {
+		order = append(order, Tiers[i])
+	}
+	for i := ti - 1; i >= 0; i-- {
+		order = append(order, Tiers[i])
+	}
+	return order
+}
+
 func isTierName(s string) bool {
 	_, err := ParseTier(s)
 	return err == nil
@@ -206,15 +249,7 @@ func (rt *Router) TierModelsOf(t Tier) []string { return rt.tierModels(t) }
 // tierModels lists the models of tier t, walking to the next tiers up
 // (then down) when t has none.
 func (rt *Router) tierModels(t Tier) []string {
-	order := []Tier{t}
-	ti := tierIndexOf(t)
-	for i := ti + 1; i < len(Tiers); i++ {
-		order = append(order, Tiers[i])
-	}
-	for i := ti - 1; i >= 0; i-- {
-		order = append(order, Tiers[i])
-	}
-	for _, tier := range order {
+	for _, tier := range tierWalk(t) {
 		if ids := rt.modelsOfTier(tier); len(ids) > 0 {
 			return ids
 		}
@@ -326,16 +361,16 @@ func (rt *Router) fill(p *Plan, ids []string, f Features, explicit bool, seen ma
 				continue
 			}
 		}
+		c := Candidate{Model: m, Provider: prov, EstimatedCost: estimate(m, f)}
 		if rt.Breakers != nil {
 			if why, kind, until := rt.Breakers.Peek(prov.Name, m.ID); why != "" {
-				skip(kind, why)
+				c.down, c.downKind = why, kind
 				if !until.IsZero() && (p.RetryAt.IsZero() || until.Before(p.RetryAt)) {
 					p.RetryAt = until
 				}
-				continue
 			}
 		}
-		cands = append(cands, Candidate{Model: m, Provider: prov, EstimatedCost: estimate(m, f)})
+		cands = append(cands, c)
 	}
 	return cands
 }

@@ -70,11 +70,16 @@ func TestPlanTiersCostAndCapabilities(t *testing.T) {
 	if ids(p) != "mini" || !strings.Contains(p.Skipped[0].Reason, "context window") {
 		t.Errorf("context: %v %+v", ids(p), p.Skipped)
 	}
-	// Images with nothing capable in the tier: a 400-worthy error that
-	// says why.
-	_, err = rt.Plan("", "trivial", Features{LastUser: "x", Images: true, Messages: 1})
-	if !errors.Is(err, ErrNoCandidate) || !strings.Contains(err.Error(), "does not support images") {
-		t.Errorf("images: %v", err)
+	// Images with nothing capable in the tier: the nearest tier up that
+	// has a vision model serves it.
+	p, err = rt.Plan("", "trivial", Features{LastUser: "x", Images: true, Messages: 1})
+	if err != nil || ids(p) != "gpt" || !strings.Contains(p.Reason, "escalated to standard") {
+		t.Errorf("images: %v %v %s", ids(p), err, p.Reason)
+	}
+	// Nothing in the catalog fits: a 400-worthy error that says why.
+	_, err = rt.Plan("", "trivial", Features{LastUser: "x", ContextChars: 8 << 20, Messages: 1})
+	if !errors.Is(err, ErrNoCandidate) || !strings.Contains(err.Error(), "context window 128000 tokens is too small") {
+		t.Errorf("too big: %v", err)
 	}
 }
 
@@ -108,8 +113,22 @@ func TestPlanExplicitAliasesAndFallbacks(t *testing.T) {
 		rt.Breakers.Failure("anthropic", "sonnet", rt.BreakerThreshold, rt.BreakerCooldown)
 	}
 	p, _ = rt.Plan("smart", "", Features{})
-	if ids(p) != "gpt" || !strings.Contains(p.Skipped[0].Reason, "circuit open") {
+	if ids(p) != "gpt" || !strings.Contains(p.Skipped[0].Reason, "circuit open") || p.Skipped[0].Kind != SkipBroken {
 		t.Errorf("breaker: %v %+v", ids(p), p.Skipped)
+	}
+	// gpt answering is still a fallback: its rank counts the skipped
+	// first choice.
+	if p.Candidates[0].Rank != 1 {
+		t.Errorf("rank of the fallback = %d", p.Candidates[0].Rank)
+	}
+	// Every target out of service: not the client's fault (503), and
+	// the plan says when to come back.
+	for i := 0; i < 3; i++ {
+		rt.Breakers.Failure("openai", "gpt", rt.BreakerThreshold, rt.BreakerCooldown)
+	}
+	p, err = rt.Plan("smart", "", Features{})
+	if !errors.Is(err, ErrNoneAvailable) || p == nil || p.RetryAt.IsZero() {
+		t.Errorf("all open: %v %+v", err, p)
 	}
 }
 
