@@ -73,7 +73,9 @@ func (a *attemptWriter) WriteHeader(code int) {
 	if upstream == 0 {
 		upstream = code
 	}
-	if failureOf(upstream) != failNone {
+	// A provider answer the gateway could not translate (a 200 it
+	// turned into a 5xx) is the target's failure too.
+	if failureOf(upstream) != failNone || upstream < 400 && code >= 500 {
 		a.held = true
 		return
 	}
@@ -212,7 +214,7 @@ func failureOf(status int) failure {
 func retryAfter(h http.Header, now time.Time) time.Duration {
 	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
 		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
-			return time.Duration(ms * float64(time.Millisecond))
+			return capWait(ms * float64(time.Millisecond))
 		}
 	}
 	v := strings.TrimSpace(h.Get("Retry-After"))
@@ -223,12 +225,25 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 		if s <= 0 {
 			return 0
 		}
-		return time.Duration(s * float64(time.Second))
+		return capWait(s * float64(time.Second))
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), maxProviderWait)
 	}
 	return 0
+}
+
+// maxProviderWait bounds how long a Retry-After keeps a target out: a
+// day, whatever a provider (or a broken one) says.
+const maxProviderWait = 24 * time.Hour
+
+// capWait turns nanoseconds into a duration no longer than
+// maxProviderWait (and never an overflow).
+func capWait(ns float64) time.Duration {
+	if ns >= float64(maxProviderWait) {
+		return maxProviderWait
+	}
+	return time.Duration(ns)
 }
 
 // backoff is the wait before retry n (0-based) without a Retry-After:
@@ -245,7 +260,7 @@ func backoff(base time.Duration, n int) time.Duration {
 func headerSafe(s string) string {
 	ascii := true
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 0x80 || c < 0x20 {
+		if c := s[i]; c >= 0x7f || c < 0x20 {
 			ascii = false
 			break
 		}
@@ -256,7 +271,7 @@ func headerSafe(s string) string {
 			switch {
 			case r == '→':
 				b.WriteString("->")
-			case r < 0x20:
+			case r < 0x20 || r == 0x7f:
 				b.WriteByte(' ')
 			case r < 0x80:
 				b.WriteRune(r)

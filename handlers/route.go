@@ -186,6 +186,16 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 			if aw != nil {
 				status = aw.status
 			}
+			// Settle the breaker (a half-open probe must not stay taken):
+			// a stream the provider broke off is its failure; one the
+			// client left, or a panic of ours, teaches nothing.
+			if d := ex.Decision; d != nil {
+				if p == http.ErrAbortHandler && r.Context().Err() == nil {
+					rt.Breakers.Failure(d.Provider.Name, d.Model.ID, rt.BreakerThreshold, rt.BreakerCooldown)
+				} else {
+					rt.Breakers.Release(d.Provider.Name, d.Model.ID)
+				}
+			}
 			h.finish(r, ex, &entry, status)
 			panic(p)
 		}
@@ -210,8 +220,9 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 			err := h.attempt(aw, r, next, ex)
 
 			// The attempt answered: a success or an error that is the
-			// client's (or a kept answer to complete).
-			if aw.wrote && !aw.held {
+			// client's (or a kept answer to complete). A kept answer the
+			// provider broke off is a failure: nothing of it has left.
+			if aw.wrote && !aw.held && (err == nil || aw.committed) {
 				if aw.committed && err != nil {
 					// Broke off after the answer began: too late to
 					// fall back.
@@ -242,9 +253,18 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 				return nil
 			}
 			// A failure: held back from the client.
-			rt.Breakers.Failure(c.Provider.Name, c.Model.ID, rt.BreakerThreshold, rt.BreakerCooldown)
 			kind := failTransient
 			var wait time.Duration
+			var gwErr *dialects.Error
+			if !aw.wrote && errors.As(err, &gwErr) && gwErr.Status < 500 {
+				// The gateway could not shape the request for this
+				// target (e.g. an image URL for Ollama): not the
+				// provider's failure; another target may take it.
+				rt.Breakers.Release(c.Provider.Name, c.Model.ID)
+				lastHeld, lastErr = nil, err
+				break
+			}
+			rt.Breakers.Failure(c.Provider.Name, c.Model.ID, rt.BreakerThreshold, rt.BreakerCooldown)
 			if aw.held {
 				lastHeld, lastErr = aw, nil
 				kind = failureOf(statusOf(aw))
