@@ -12,7 +12,7 @@ import (
 // DecodeAnthropicRequest reads an Anthropic Messages request (classic
 // and 2026 wire: system messages inside messages are accepted too).
 func DecodeAnthropicRequest(body []byte) (*ChatRequest, *Error) {
-	root := gjson.ParseBytes(body)
+	root := readTop(body)
 	r := &ChatRequest{Model: root.Get("model").Str, Stream: root.Get("stream").Bool(), MaxTokens: int(root.Get("max_tokens").Int())}
 	switch s := root.Get("system"); {
 	case s.Type == gjson.String:

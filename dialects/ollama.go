@@ -14,7 +14,7 @@ import (
 // without ids get generated ones, and tool results that name only the
 // tool are matched to them in order.
 func DecodeOllamaRequest(body []byte) (*ChatRequest, *Error) {
-	root := gjson.ParseBytes(body)
+	root := readTop(body)
 	r := &ChatRequest{Model: root.Get("model").Str, Stream: true}
 	if s := root.Get("stream"); s.Exists() {
 		r.Stream = s.Bool()

@@ -11,7 +11,7 @@ import (
 
 // DecodeOpenAIRequest reads an OpenAI Chat Completions request.
 func DecodeOpenAIRequest(body []byte) (*ChatRequest, *Error) {
-	root := gjson.ParseBytes(body)
+	root := readTop(body)
 	r := &ChatRequest{Model: root.Get("model").Str, Stream: root.Get("stream").Bool(), User: root.Get("user").Str}
 	r.StreamUsage = root.Get("stream_options.include_usage").Bool()
 	leading := true

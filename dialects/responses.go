@@ -13,7 +13,7 @@ import (
 // keeps no conversation state, so previous_response_id is refused with a
 // 400 that says to send the whole input.
 func DecodeResponsesRequest(body []byte) (*ChatRequest, *Error) {
-	root := gjson.ParseBytes(body)
+	root := readTop(body)
 	if p := root.Get("previous_response_id"); p.Type == gjson.String && p.Str != "" {
 		return nil, &Error{Status: http.StatusBadRequest, Param: "previous_response_id",
 			Message: "previous_response_id needs conversation state this gateway does not keep: send the whole conversation in input (store: false)"}
