@@ -568,9 +568,12 @@ func oneArg(d *caddyfile.Dispenser) (string, error) {
 // parseRoute sets up llm_route:
 //
 //	llm_route [<matcher>] {
-//		default_model <model-or-alias>
+//		default_model <model|alias|tier|auto>
 //		max_body      <size>
 //	}
+//
+// default_model is used for requests that name no model; without it the
+// router chooses from the request's content (as for "auto").
 func parseRoute(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	m := new(Route)
 	err := m.UnmarshalCaddyfile(h.Dispenser)

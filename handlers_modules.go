@@ -10,11 +10,13 @@ import (
 	"github.com/llmgate/caddy-llmgate/handlers"
 )
 
-// Route is the llm_route handler: it resolves the model a request asks
-// for to a provider and publishes the decision ({llm.provider},
-// {llm.model}, {llm.upstream_model}, vars llm_provider and llm_model,
-// x-llm-* response headers) for the rest of the chain. It also answers
-// GET /v1/models and GET /health.
+// Route is the llm_route handler: it plans where a request goes (model,
+// alias, tier or content; capability filters, cost order, fallbacks),
+// runs the attempts through the rest of the chain with retries and
+// fallbacks, and publishes the decision ({llm.provider}, {llm.model},
+// {llm.upstream_model}, {llm.tier}, vars llm_*, x-llm-* response
+// headers). It also answers GET /v1/models, GET /api/tags and
+// GET /health.
 type Route struct {
 	// DefaultModel is used for requests that name no model: a model,
 	// an alias, a tier or "auto". Default: auto (the router picks the

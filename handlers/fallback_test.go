@@ -1386,7 +1386,7 @@ func TestExplainAutoRequest(t *testing.T) {
 // 11. Benchmarks.
 // ---------------------------------------------------------------------
 
-func benchGateway(b *testing.B) *Gateway {
+func benchGateway(b testing.TB) *Gateway {
 	tiers := func(t ...routing.Tier) []routing.Tier { return t }
 	e := newFBEnv(b, []fbTarget{
 		{provider: "openai", dialect: "openai", model: "nano", prices: routing.Prices{Input: 0.1, Output: 0.4}, tiers: tiers(routing.TierTrivial, routing.TierOperational)},
@@ -1439,3 +1439,28 @@ func BenchmarkPlanRequest(b *testing.B) { benchPlan(b, 1<<10) }
 
 // BenchmarkPlanRequest50KB: the same on a ~50 KB request.
 func BenchmarkPlanRequest50KB(b *testing.B) { benchPlan(b, 50<<10) }
+
+// FuzzPlan: whatever the body, planning a request answers a plan or a
+// client error, and never panics.
+func FuzzPlan(f *testing.F) {
+	f.Add([]byte(`{"messages":[{"role":"user","content":"fix this typo"}]}`), "")
+	f.Add([]byte(`{"model":"auto","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,AA=="}}]}],"tools":[{"type":"function","function":{"name":"f"}}],"max_tokens":99999999}`), "deep")
+	f.Add([]byte(`{"model":"cheap","messages":[{"role":"tool"}],"response_format":{"type":"json_schema"}}`), "x")
+	f.Add([]byte(`{"messages":"nope","reasoning_effort":"high","stream":true}`), "")
+	g := benchGateway(f)
+	f.Fuzz(func(t *testing.T, body []byte, tier string) {
+		for _, d := range []dialects.Dialect{dialects.OpenAI, dialects.Anthropic, dialects.Ollama, dialects.Responses} {
+			req, derr := dialects.ReadRequest(d, body)
+			if derr != nil {
+				continue
+			}
+			p, _, perr := g.plan(d, req, body, "", tier)
+			if perr == nil && (p == nil || len(p.Candidates) == 0) {
+				t.Fatalf("no error and no candidate for %s %q", d, body)
+			}
+			if perr != nil && (perr.Status < 400 || perr.Message == "") {
+				t.Fatalf("bad error %+v", perr)
+			}
+		}
+	})
+}
