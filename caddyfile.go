@@ -434,10 +434,13 @@ func parseRouter(d *caddyfile.Dispenser, rc *RouterConfig) ([]routerRef, error) 
 		return nil, d.ArgErr()
 	}
 	var refs []routerRef
-	listOf := func(m *map[string][]string, what string) error {
+	listOf := func(m *map[string][]string, what, key string) error {
 		args := d.RemainingArgs()
 		if len(args) < 2 {
 			return d.Errf("%s needs a name and at least one value", what)
+		}
+		if key != "" {
+			args[0] = key
 		}
 		if *m == nil {
 			*m = map[string][]string{}
@@ -471,21 +474,25 @@ func parseRouter(d *caddyfile.Dispenser, rc *RouterConfig) ([]routerRef, error) 
 			}
 			rc.DefaultTier = v
 		case "keywords", "tier":
-			line := d.Line()
 			m := &rc.Keywords
 			if opt == "tier" {
 				m = &rc.Tiers
 			}
-			if err := listOf(m, opt); err != nil {
+			if d.NextArg() {
+				t, err := routing.ParseTier(d.Val())
+				if err != nil {
+					return nil, d.Err(err.Error())
+				}
+				d.Prev()
+				// One key per tier, whatever its case.
+				if err := listOf(m, opt, string(t)); err != nil {
+					return nil, err
+				}
+			} else if err := listOf(m, opt, ""); err != nil {
 				return nil, err
 			}
-			for k := range *m {
-				if err := tier(k); err != nil {
-					return nil, fmt.Errorf("%s:%d - %s: %v", d.File(), line, opt, err)
-				}
-			}
 		case "fallback":
-			if err := listOf(&rc.Fallbacks, "fallback"); err != nil {
+			if err := listOf(&rc.Fallbacks, "fallback", ""); err != nil {
 				return nil, err
 			}
 		case "retries", "breaker_threshold":

@@ -12,6 +12,7 @@ import (
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/caddy-llmgate/handlers"
 )
@@ -104,6 +105,9 @@ func cmdRouteExplain(fl caddycmd.Flags) (int, error) {
 	}
 	if fl.Bool("json") {
 		_, _ = os.Stdout.Write(out)
+		if resp.StatusCode >= 300 || gjson.GetBytes(out, "error").Exists() {
+			return 1, fmt.Errorf("the request would be refused (or could not be explained)")
+		}
 		return 0, nil
 	}
 	var x handlers.Explanation

@@ -286,7 +286,7 @@ func buildRouter(rc *RouterConfig, g *handlers.Gateway, cat *routing.Catalog) er
 					return fmt.Errorf("router: tier %s: unknown model %s", name, id)
 				}
 			}
-			rt.TierModels[t] = ids
+			rt.TierModels[t] = append(rt.TierModels[t], ids...)
 		}
 	}
 	if len(rc.Fallbacks) > 0 {

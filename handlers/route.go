@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -130,14 +131,16 @@ func (g *Gateway) plan(d dialects.Dialect, req dialects.Request, body []byte, de
 		var ferr *dialects.Error
 		f, ferr = RequestFeatures(d, body)
 		fp = &f
-		if ferr != nil && tierHeader == "" {
+		if ferr != nil {
 			// The content cannot be read the neutral way (e.g. a
-			// Responses request that continues a stored one): route it
-			// at the default tier rather than refuse what the provider
-			// may accept as it is.
-			tierHeader = string(rt.Analyzer.DefaultTier)
-			note = " (request not analyzed: " + ferr.Message + ")"
-			fp = nil
+			// Responses request that continues a stored one): plan
+			// without it rather than refuse what the provider may accept
+			// as it is; an auto request goes to the default tier.
+			f, fp = routing.Features{}, nil
+			if tierHeader == "" && routing.IsAuto(model) {
+				tierHeader = string(rt.Analyzer.DefaultTier)
+				note = " (request not analyzed: " + ferr.Message + ")"
+			}
 		}
 	}
 	plan, err := rt.Plan(model, tierHeader, f)
@@ -203,6 +206,9 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 
 	var lastHeld *attemptWriter
 	var lastErr error
+	// gwErr is the gateway's own refusal to shape the request for a
+	// target; it is answered only when no provider answered at all.
+	var gwErr *dialects.Error
 	for i := range plan.Candidates {
 		c := &plan.Candidates[i]
 		for try := 0; ; try++ {
@@ -255,22 +261,22 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 			// A failure: held back from the client.
 			kind := failTransient
 			var wait time.Duration
-			var gwErr *dialects.Error
-			if !aw.wrote && errors.As(err, &gwErr) && gwErr.Status < 500 {
+			var de *dialects.Error
+			if !aw.wrote && errors.As(err, &de) && de.Status < 500 {
 				// The gateway could not shape the request for this
 				// target (e.g. an image URL for Ollama): not the
 				// provider's failure; another target may take it.
 				rt.Breakers.Release(c.Provider.Name, c.Model.ID)
-				lastHeld, lastErr = nil, err
+				if gwErr == nil {
+					gwErr = de
+				}
 				break
 			}
 			rt.Breakers.Failure(c.Provider.Name, c.Model.ID, rt.BreakerThreshold, rt.BreakerCooldown)
 			if aw.held {
 				lastHeld, lastErr = aw, nil
 				kind = failureOf(statusOf(aw))
-				if wait = retryAfter(aw.header, g.Now()); wait > 0 {
-					rt.Breakers.Wait(c.Provider.Name, c.Model.ID, g.Now().Add(wait))
-				}
+				wait = retryAfter(aw.header, g.Now())
 				g.Logger.Warn("upstream answered with an error", zap.String("provider", c.Provider.Name), zap.String("model", c.Model.ID),
 					zap.Int("status", statusOf(aw)), zap.Int("attempt", ex.Attempts))
 			} else {
@@ -282,6 +288,12 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 					zap.Int("attempt", ex.Attempts), zap.Error(lastErr))
 			}
 			if kind != failTransient || try >= g.Retries || wait > g.MaxRetryWait {
+				// Moving on: a provider that asked for time gets it from
+				// every request until then (a wait this request spends
+				// itself, retrying, keeps no one else out).
+				if wait > 0 {
+					rt.Breakers.Wait(c.Provider.Name, c.Model.ID, g.Now().Add(wait))
+				}
 				break
 			}
 			if wait == 0 {
@@ -298,6 +310,12 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	// Every target failed (or none could be tried): the client gets the
 	// last failure as it came, or an error that says what happened.
 	switch {
+	case lastHeld == nil && lastErr == nil && gwErr != nil:
+		resetHeader(w.Header(), base)
+		setDecisionHeaders(w.Header(), ex)
+		dialects.WriteError(w, ep.Dialect, gwErr)
+		entry.ErrorKind = "gateway"
+		h.finish(r, ex, &entry, gwErr.Status)
 	case lastHeld != nil:
 		aw = lastHeld
 		aw.commitHeaders = func(hd http.Header) { setDecisionHeaders(hd, ex) }
@@ -371,15 +389,15 @@ func (h *Route) proxyObject(body []byte, ex *Exchange) []byte {
 	d := ex.Decision
 	b := make([]byte, 0, 256)
 	b = append(b, `{"model":`...)
-	b = strconv.AppendQuote(b, d.Model.ID)
+	b = appendJSONString(b, d.Model.ID)
 	b = append(b, `,"provider":`...)
-	b = strconv.AppendQuote(b, d.Provider.Name)
+	b = appendJSONString(b, d.Provider.Name)
 	b = append(b, `,"tier":`...)
-	b = strconv.AppendQuote(b, string(ex.Plan.Tier))
+	b = appendJSONString(b, string(ex.Plan.Tier))
 	b = append(b, `,"cost_usd":`...)
 	b = strconv.AppendFloat(b, h.cost(ex), 'f', -1, 64)
 	b = append(b, `,"routing_reason":`...)
-	b = strconv.AppendQuote(b, ex.Plan.Reason)
+	b = appendJSONString(b, ex.Plan.Reason)
 	b = append(b, `,"elapsed_ms":`...)
 	b = strconv.AppendFloat(b, float64(h.GW.Now().Sub(ex.Start).Microseconds())/1000, 'f', -1, 64)
 	b = append(b, `,"fallback_index":`...)
@@ -392,6 +410,12 @@ func (h *Route) proxyObject(body []byte, ex *Exchange) []byte {
 		return body
 	}
 	return out
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s)
+	return append(b, q...)
 }
 
 // cost is the exchange's cost so far at the current target's prices.

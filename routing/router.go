@@ -107,7 +107,9 @@ func (rt *Router) NeedsFeatures(model, tierHeader string) bool {
 		return true
 	}
 	if rt.Catalog.Known(model) {
-		return false
+		// Fallbacks are the router's choice: they must be checked
+		// against what the request needs.
+		return len(rt.Fallbacks[model]) > 0 || len(rt.Fallbacks[rt.Catalog.aliases[model]]) > 0
 	}
 	return rt.Routable(model)
 }
