@@ -184,7 +184,7 @@ func TestReadResponsesRequest(t *testing.T) {
 
 func TestAppendJSONString(t *testing.T) {
 	for _, s := range []string{"", "plain", `quote " and \ back`, "line\nfeed\ttab\r", "\x00\x1f ctl", "héllo wörld ✓ 😀", "bad \xff utf8", "sep \u2028 \u2029", "<html>&"} {
-		got := string(appendJSONString(nil, s))
+		got := string(AppendJSONString(nil, s))
 		var back string
 		if err := json.Unmarshal([]byte(got), &back); err != nil {
 			t.Fatalf("%q → %s: %v", s, got, err)

@@ -7,12 +7,12 @@ import (
 
 const hexDigits = "0123456789abcdef"
 
-// appendJSONString appends s as a JSON string literal, escaped as
+// AppendJSONString appends s as a JSON string literal, escaped as
 // encoding/json does (minus HTML escaping): quotes, backslashes and
 // control characters escaped, invalid UTF-8 replaced by U+FFFD, U+2028
 // and U+2029 escaped. It is the hot path of stream encoding, where a
 // map and json.Marshal per event would dominate the cost.
-func appendJSONString(dst []byte, s string) []byte {
+func AppendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {

@@ -152,7 +152,7 @@ func EncodeOllamaRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 	names := map[string]string{} // call id → tool name
 	var msgs []msg
 	conv := func(role string, parts []Part) (msg, error) {
-		m := msg{Role: role, Content: joinText(parts, "\n\n")}
+		m := msg{Role: role, Content: JoinText(parts, "\n\n")}
 		for _, p := range parts {
 			switch p.Type {
 			case PartImage:
@@ -174,7 +174,7 @@ func EncodeOllamaRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 		return m, nil
 	}
 	if len(r.System) > 0 {
-		msgs = append(msgs, msg{Role: "system", Content: joinText(r.System, "\n\n")})
+		msgs = append(msgs, msg{Role: "system", Content: JoinText(r.System, "\n\n")})
 	}
 	for _, m := range r.Messages {
 		switch m.Role {
@@ -300,7 +300,7 @@ func ollamaToolCalls(parts []Part) []map[string]any {
 
 // EncodeOllamaResponse writes r as a non-streamed /api/chat answer.
 func EncodeOllamaResponse(r *ChatResponse, model string) ([]byte, error) {
-	msg := map[string]any{"role": "assistant", "content": joinText(r.Parts, "")}
+	msg := map[string]any{"role": "assistant", "content": JoinText(r.Parts, "")}
 	var thinking strings.Builder
 	for _, p := range r.Parts {
 		if p.Type == PartThinking {
@@ -407,11 +407,11 @@ func (e *ollamaStreamEncoder) encode(ev Event, out []byte) []byte {
 	case EvText:
 		out = e.flushTools(out)
 		out = append(out, `{"model":`...)
-		out = appendJSONString(out, e.model)
+		out = AppendJSONString(out, e.model)
 		out = append(out, `,"created_at":"`...)
 		out = now().UTC().AppendFormat(out, time.RFC3339Nano)
 		out = append(out, `","message":{"role":"assistant","content":`...)
-		out = appendJSONString(out, ev.Text)
+		out = AppendJSONString(out, ev.Text)
 		out = append(out, "},\"done\":false}\n"...)
 	case EvThinking:
 		out = e.flushTools(out)

@@ -196,8 +196,18 @@ type oaToolCall struct {
 	} `json:"function"`
 }
 
-// joinText concatenates the text parts of parts.
-func joinText(parts []Part, sep string) string {
+// JoinText concatenates the non-empty text parts of parts with sep
+// between them. A single text part is returned as it is, uncopied.
+func JoinText(parts []Part, sep string) string {
+	one, n := "", 0
+	for _, p := range parts {
+		if p.Type == PartText && p.Text != "" {
+			one, n = p.Text, n+1
+		}
+	}
+	if n <= 1 {
+		return one
+	}
 	var b strings.Builder
 	for _, p := range parts {
 		if p.Type == PartText && p.Text != "" {
@@ -220,7 +230,7 @@ func oaContent(parts []Part) any {
 		}
 	}
 	if !hasImage {
-		return joinText(parts, "\n\n")
+		return JoinText(parts, "\n\n")
 	}
 	var out []map[string]any
 	for _, p := range parts {
@@ -241,7 +251,7 @@ func oaContent(parts []Part) any {
 func EncodeOpenAIRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 	var msgs []oaMessage
 	if len(r.System) > 0 {
-		msgs = append(msgs, oaMessage{Role: "system", Content: joinText(r.System, "\n\n")})
+		msgs = append(msgs, oaMessage{Role: "system", Content: JoinText(r.System, "\n\n")})
 	}
 	// Tool messages take text only; images a tool returned follow as one
 	// user message after the whole run of tool messages (OpenAI wants the
@@ -259,12 +269,12 @@ func EncodeOpenAIRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 		}
 		switch m.Role {
 		case RoleSystem:
-			msgs = append(msgs, oaMessage{Role: "system", Content: joinText(m.Parts, "\n\n")})
+			msgs = append(msgs, oaMessage{Role: "system", Content: JoinText(m.Parts, "\n\n")})
 		case RoleUser:
 			msgs = append(msgs, oaMessage{Role: "user", Content: oaContent(m.Parts)})
 		case RoleAssistant:
 			am := oaMessage{Role: "assistant"}
-			if t := joinText(m.Parts, ""); t != "" {
+			if t := JoinText(m.Parts, ""); t != "" {
 				am.Content = t
 			}
 			for _, p := range m.Parts {
@@ -279,7 +289,7 @@ func EncodeOpenAIRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 		case RoleTool:
 			for _, p := range m.Parts {
 				if p.Type == PartToolResult {
-					content := joinText(p.Content, "\n")
+					content := JoinText(p.Content, "\n")
 					if p.IsError && content == "" {
 						content = "error"
 					}
@@ -438,7 +448,7 @@ func hasToolCall(parts []Part) bool {
 // EncodeOpenAIResponse writes r as a Chat Completions answer.
 func EncodeOpenAIResponse(r *ChatResponse, model string, created int64) ([]byte, error) {
 	msg := map[string]any{"role": "assistant", "content": nil, "refusal": nil}
-	if t := joinText(r.Parts, ""); t != "" {
+	if t := JoinText(r.Parts, ""); t != "" {
 		msg["content"] = t
 	}
 	var thinking strings.Builder

@@ -172,7 +172,7 @@ func EncodeResponsesRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 		switch m.Role {
 		case RoleTool:
 			for _, p := range m.Parts {
-				input = append(input, map[string]any{"type": "function_call_output", "call_id": p.ID, "output": joinText(p.Content, "\n")})
+				input = append(input, map[string]any{"type": "function_call_output", "call_id": p.ID, "output": JoinText(p.Content, "\n")})
 			}
 		case RoleAssistant:
 			if c := content("assistant", m.Parts); len(c) > 0 {
@@ -195,7 +195,7 @@ func EncodeResponsesRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 	}
 	req := map[string]any{"model": o.Model, "input": input, "store": false}
 	if len(r.System) > 0 {
-		req["instructions"] = joinText(r.System, "\n\n")
+		req["instructions"] = JoinText(r.System, "\n\n")
 	}
 	if len(r.Tools) > 0 {
 		var tools []map[string]any
@@ -372,7 +372,7 @@ func EncodeResponsesResponse(r *ChatResponse, model string, created int64) ([]by
 		output = append(output, map[string]any{"id": NewID("rs_"), "type": "reasoning",
 			"summary": []any{map[string]any{"type": "summary_text", "text": thinking.String()}}})
 	}
-	if t := joinText(r.Parts, ""); t != "" {
+	if t := JoinText(r.Parts, ""); t != "" {
 		output = append(output, responsesMessage(NewID("msg_"), t, "completed"))
 	}
 	for _, p := range r.Parts {

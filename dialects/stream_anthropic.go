@@ -123,7 +123,7 @@ func anthropicDelta(out []byte, index int, typ, key, text string) []byte {
 	out = append(out, `","`...)
 	out = append(out, key...)
 	out = append(out, `":`...)
-	out = appendJSONString(out, text)
+	out = AppendJSONString(out, text)
 	return append(out, "}}\n\n"...)
 }
 

@@ -137,11 +137,11 @@ const openAIDeltaSuffix = `,"logprobs":null,"finish_reason":null}]}` + "\n\n"
 func (e *openAIStreamEncoder) chunkPrefix() []byte {
 	if e.prefix == nil {
 		p := append([]byte(nil), `data: {"id":`...)
-		p = appendJSONString(p, e.id)
+		p = AppendJSONString(p, e.id)
 		p = append(p, `,"object":"chat.completion.chunk","created":`...)
 		p = appendInt(p, e.created)
 		p = append(p, `,"model":`...)
-		p = appendJSONString(p, e.model)
+		p = AppendJSONString(p, e.model)
 		p = append(p, `,"choices":[{"index":0,"delta":`...)
 		e.prefix = p
 	}
@@ -155,7 +155,7 @@ func (e *openAIStreamEncoder) delta(out []byte, key, text string) []byte {
 	out = append(out, `{"`...)
 	out = append(out, key...)
 	out = append(out, `":`...)
-	out = appendJSONString(out, text)
+	out = AppendJSONString(out, text)
 	out = append(out, '}')
 	return append(out, openAIDeltaSuffix...)
 }
@@ -205,7 +205,7 @@ func (e *openAIStreamEncoder) encode(ev Event, out []byte) []byte {
 		out = append(out, `{"tool_calls":[{"index":`...)
 		out = appendInt(out, int64(ev.Index))
 		out = append(out, `,"function":{"arguments":`...)
-		out = appendJSONString(out, ev.Text)
+		out = AppendJSONString(out, ev.Text)
 		out = append(out, `}}]}`...)
 		out = append(out, openAIDeltaSuffix...)
 	case EvFinish:

@@ -227,11 +227,11 @@ func (e *responsesStreamEncoder) encode(ev Event, out []byte) []byte {
 		out = appendInt(out, int64(e.seq))
 		e.seq++
 		out = append(out, `,"item_id":`...)
-		out = appendJSONString(out, it.id)
+		out = AppendJSONString(out, it.id)
 		out = append(out, `,"output_index":`...)
 		out = appendInt(out, int64(it.index))
 		out = append(out, `,"content_index":0,"delta":`...)
-		out = appendJSONString(out, ev.Text)
+		out = AppendJSONString(out, ev.Text)
 		out = append(out, ",\"logprobs\":[]}\n\n"...)
 	case EvToolStart:
 		out = e.closeText(out)
@@ -250,11 +250,11 @@ func (e *responsesStreamEncoder) encode(ev Event, out []byte) []byte {
 			out = appendInt(out, int64(e.seq))
 			e.seq++
 			out = append(out, `,"item_id":`...)
-			out = appendJSONString(out, it.id)
+			out = AppendJSONString(out, it.id)
 			out = append(out, `,"output_index":`...)
 			out = appendInt(out, int64(it.index))
 			out = append(out, `,"delta":`...)
-			out = appendJSONString(out, ev.Text)
+			out = AppendJSONString(out, ev.Text)
 			out = append(out, "}\n\n"...)
 		}
 	case EvFinish:

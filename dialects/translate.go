@@ -44,6 +44,13 @@ func TranslateRequest(from, to Dialect, body []byte, o EncodeOptions) ([]byte, *
 	if derr != nil {
 		return nil, derr
 	}
+	return EncodeRequestFor(to, r, o)
+}
+
+// EncodeRequestFor writes a decoded request for a provider of dialect
+// to; what it cannot express is a 400 in the client's terms. Encoders
+// never change r, so one decoded request serves every attempt.
+func EncodeRequestFor(to Dialect, r *ChatRequest, o EncodeOptions) ([]byte, *Error) {
 	out, err := EncodeRequest(to, r, o)
 	if err != nil {
 		return nil, &Error{Status: http.StatusBadRequest, Message: err.Error()}

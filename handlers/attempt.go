@@ -69,10 +69,7 @@ func (a *attemptWriter) WriteHeader(code int) {
 		return
 	}
 	a.wrote, a.status = true, code
-	upstream := a.ex.UpstreamStatus
-	if upstream == 0 {
-		upstream = code
-	}
+	upstream := statusOf(a)
 	// A provider answer the gateway could not translate (a 200 it
 	// turned into a 5xx) is the target's failure too.
 	if failureOf(upstream) != failNone || upstream < 400 && code >= 500 {
@@ -276,7 +273,8 @@ func headerSafe(s string) string {
 			case r < 0x80:
 				b.WriteRune(r)
 			default:
-				b.WriteString(strconv.QuoteRuneToASCII(r)[1 : len(strconv.QuoteRuneToASCII(r))-1])
+				q := strconv.QuoteRuneToASCII(r) // '\u00e9'
+				b.WriteString(q[1 : len(q)-1])
 			}
 		}
 		s = b.String()

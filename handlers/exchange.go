@@ -19,6 +19,9 @@ type Exchange struct {
 	// change it work on copies, so a fallback starts from the original.
 	Body    []byte
 	Request dialects.Request
+	// Chat is the body decoded to the neutral model when routing needed
+	// its content (nil otherwise); translation reuses it.
+	Chat *dialects.ChatRequest
 	// Decision is the target of the current attempt.
 	Decision *routing.Decision
 	// Plan is the router's plan (tier, reasons, candidates in order).

@@ -71,7 +71,7 @@ func (g *Gateway) Explain(d dialects.Dialect, body []byte, defaultModel, tierHea
 		return nil, derr
 	}
 	rt := g.Router
-	plan, f, perr := g.plan(d, req, body, defaultModel, tierHeader)
+	plan, f, perr := g.plan(d, req, body, defaultModel, tierHeader) // f: nil when not read
 	x := &Explanation{Dialect: string(d), Requested: req.Model, Candidates: []ExplainedTarget{}, Skipped: []routing.Skipped{},
 		Policy: ExplainedPolicy{Retries: g.Retries, RetryBackoff: g.RetryBackoff.String(), MaxRetryWait: g.MaxRetryWait.String(),
 			BreakerThreshold: rt.BreakerThreshold, BreakerCooldown: rt.BreakerCooldown.String()}}

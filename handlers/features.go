@@ -1,8 +1,6 @@
 package handlers
 
 import (
-	"strings"
-
 	"github.com/llmgate/caddy-llmgate/dialects"
 	"github.com/llmgate/caddy-llmgate/routing"
 )
@@ -17,13 +15,14 @@ const imageChars = 3000
 // conversation (system prompt, messages, tool calls and results, tool
 // declarations), tools, images, reasoning, schema output and the output
 // limit. The request's text is only read, never kept beyond the call's
-// result.
-func RequestFeatures(d dialects.Dialect, body []byte) (routing.Features, *dialects.Error) {
+// result. The decoded request is returned too, for llm_translate to
+// encode without decoding the body again.
+func RequestFeatures(d dialects.Dialect, body []byte) (routing.Features, *dialects.ChatRequest, *dialects.Error) {
 	req, err := dialects.DecodeRequest(d, body)
 	if err != nil {
-		return routing.Features{}, err
+		return routing.Features{}, nil, err
 	}
-	return featuresOf(req), nil
+	return featuresOf(req), req, nil
 }
 
 func featuresOf(req *dialects.ChatRequest) routing.Features {
@@ -38,15 +37,13 @@ func featuresOf(req *dialects.ChatRequest) routing.Features {
 	for _, t := range req.Tools {
 		f.ContextChars += len(t.Name) + len(t.Description) + len(t.Schema)
 	}
-	last := -1
-	for i, m := range req.Messages {
+	for _, m := range req.Messages {
 		f.ContextChars += partsChars(m.Parts, &f)
-		if m.Role == dialects.RoleUser && hasText(m.Parts) {
-			last = i
-		}
 	}
-	if last >= 0 {
-		f.LastUser = joinTexts(req.Messages[last].Parts)
+	for i := len(req.Messages) - 1; i >= 0 && f.LastUser == ""; i-- {
+		if m := req.Messages[i]; m.Role == dialects.RoleUser {
+			f.LastUser = dialects.JoinText(m.Parts, "\n")
+		}
 	}
 	return f
 }
@@ -75,39 +72,4 @@ func partsChars(parts []dialects.Part, f *routing.Features) int {
 		}
 	}
 	return n
-}
-
-func hasText(parts []dialects.Part) bool {
-	for _, p := range parts {
-		if p.Type == dialects.PartText && p.Text != "" {
-			return true
-		}
-	}
-	return false
-}
-
-func joinTexts(parts []dialects.Part) string {
-	n := 0
-	for _, p := range parts {
-		if p.Type == dialects.PartText {
-			n++
-		}
-	}
-	if n == 1 {
-		for _, p := range parts {
-			if p.Type == dialects.PartText {
-				return p.Text
-			}
-		}
-	}
-	var b strings.Builder
-	for _, p := range parts {
-		if p.Type == dialects.PartText {
-			if b.Len() > 0 {
-				b.WriteByte('\n')
-			}
-			b.WriteString(p.Text)
-		}
-	}
-	return b.String()
 }

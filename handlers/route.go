@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -101,7 +100,7 @@ func (h *Route) serveGenerate(w http.ResponseWriter, r *http.Request, next caddy
 		return nil
 	}
 	ex.Request = req
-	plan, _, perr := g.plan(ep.Dialect, req, body, h.DefaultModel, strings.TrimSpace(r.Header.Get("X-Task-Tier")))
+	plan, a, perr := g.plan(ep.Dialect, req, body, h.DefaultModel, strings.TrimSpace(r.Header.Get("X-Task-Tier")))
 	if perr != nil {
 		if plan != nil && !plan.RetryAt.IsZero() {
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(plan.RetryAt.Sub(g.Now()).Seconds()+0.999))))
@@ -110,37 +109,44 @@ func (h *Route) serveGenerate(w http.ResponseWriter, r *http.Request, next caddy
 		return nil
 	}
 	ex.Plan = plan
+	if a != nil {
+		ex.Chat = a.Chat
+	}
 	return h.attempts(w, r, next, ex)
 }
 
-// plan asks the router where the request may go. The features are those
-// the router looked at (nil when it needed none). The error is ready for
-// the client: 400 for a bad X-Task-Tier or a request nothing can serve,
-// 404 for an unknown model, 503 when capable targets exist but none can
-// be used now (the plan then says when one may be: RetryAt).
-func (g *Gateway) plan(d dialects.Dialect, req dialects.Request, body []byte, defaultModel, tierHeader string) (*routing.Plan, *routing.Features, *dialects.Error) {
+// analysis is what routing read of a request's content: the features
+// the router looked at and the decoded request they came from.
+type analysis struct {
+	routing.Features
+	Chat *dialects.ChatRequest
+}
+
+// plan asks the router where the request may go. The analysis is nil
+// when the router needed no content (or could not read it). The error is
+// ready for the client: 400 for a bad X-Task-Tier or a request nothing
+// can serve, 404 for an unknown model, 503 when capable targets exist but
+// none can be used now (the plan then says when one may be: RetryAt).
+func (g *Gateway) plan(d dialects.Dialect, req dialects.Request, body []byte, defaultModel, tierHeader string) (*routing.Plan, *analysis, *dialects.Error) {
 	rt := g.Router
 	model := req.Model
 	if model == "" {
 		model = defaultModel
 	}
-	var fp *routing.Features
+	var a *analysis
 	var f routing.Features
 	var note string
 	if rt.NeedsFeatures(model, tierHeader) {
-		var ferr *dialects.Error
-		f, ferr = RequestFeatures(d, body)
-		fp = &f
-		if ferr != nil {
+		feat, chat, ferr := RequestFeatures(d, body)
+		if ferr == nil {
+			f, a = feat, &analysis{feat, chat}
+		} else if tierHeader == "" && routing.IsAuto(model) {
 			// The content cannot be read the neutral way (e.g. a
 			// Responses request that continues a stored one): plan
 			// without it rather than refuse what the provider may accept
 			// as it is; an auto request goes to the default tier.
-			f, fp = routing.Features{}, nil
-			if tierHeader == "" && routing.IsAuto(model) {
-				tierHeader = string(rt.Analyzer.DefaultTier)
-				note = " (request not analyzed: " + ferr.Message + ")"
-			}
+			tierHeader = string(rt.Analyzer.DefaultTier)
+			note = " (request not analyzed: " + ferr.Message + ")"
 		}
 	}
 	plan, err := rt.Plan(model, tierHeader, f)
@@ -149,17 +155,17 @@ func (g *Gateway) plan(d dialects.Dialect, req dialects.Request, body []byte, de
 	}
 	switch {
 	case err == nil:
-		return plan, fp, nil
+		return plan, a, nil
 	case errors.Is(err, routing.ErrBadTier):
-		return nil, fp, &dialects.Error{Status: http.StatusBadRequest, Code: "invalid_task_tier", Param: "X-Task-Tier", Message: err.Error()}
+		return nil, a, &dialects.Error{Status: http.StatusBadRequest, Code: "invalid_task_tier", Param: "X-Task-Tier", Message: err.Error()}
 	case errors.Is(err, routing.ErrUnknownModel):
-		return nil, fp, &dialects.Error{Status: http.StatusNotFound, Code: "model_not_found", Param: "model", Message: err.Error()}
+		return nil, a, &dialects.Error{Status: http.StatusNotFound, Code: "model_not_found", Param: "model", Message: err.Error()}
 	case errors.Is(err, routing.ErrNoneAvailable):
-		return plan, fp, &dialects.Error{Status: http.StatusServiceUnavailable, Code: "provider_unavailable", Message: err.Error()}
+		return plan, a, &dialects.Error{Status: http.StatusServiceUnavailable, Code: "provider_unavailable", Message: err.Error()}
 	case errors.Is(err, routing.ErrNoCandidate):
-		return plan, fp, &dialects.Error{Status: http.StatusBadRequest, Code: "no_capable_model", Message: err.Error()}
+		return plan, a, &dialects.Error{Status: http.StatusBadRequest, Code: "no_capable_model", Message: err.Error()}
 	}
-	return nil, fp, &dialects.Error{Status: http.StatusInternalServerError, Message: err.Error()}
+	return nil, a, &dialects.Error{Status: http.StatusInternalServerError, Message: err.Error()}
 }
 
 // attempts sends the request to the plan's candidates in order until one
@@ -389,15 +395,15 @@ func (h *Route) proxyObject(body []byte, ex *Exchange) []byte {
 	d := ex.Decision
 	b := make([]byte, 0, 256)
 	b = append(b, `{"model":`...)
-	b = appendJSONString(b, d.Model.ID)
+	b = dialects.AppendJSONString(b, d.Model.ID)
 	b = append(b, `,"provider":`...)
-	b = appendJSONString(b, d.Provider.Name)
+	b = dialects.AppendJSONString(b, d.Provider.Name)
 	b = append(b, `,"tier":`...)
-	b = appendJSONString(b, string(ex.Plan.Tier))
+	b = dialects.AppendJSONString(b, string(ex.Plan.Tier))
 	b = append(b, `,"cost_usd":`...)
 	b = strconv.AppendFloat(b, h.cost(ex), 'f', -1, 64)
 	b = append(b, `,"routing_reason":`...)
-	b = appendJSONString(b, ex.Plan.Reason)
+	b = dialects.AppendJSONString(b, ex.Plan.Reason)
 	b = append(b, `,"elapsed_ms":`...)
 	b = strconv.AppendFloat(b, float64(h.GW.Now().Sub(ex.Start).Microseconds())/1000, 'f', -1, 64)
 	b = append(b, `,"fallback_index":`...)
@@ -412,18 +418,15 @@ func (h *Route) proxyObject(body []byte, ex *Exchange) []byte {
 	return out
 }
 
-// appendJSONString appends s as a JSON string.
-func appendJSONString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s)
-	return append(b, q...)
-}
-
 // cost is the exchange's cost so far at the current target's prices.
 func (h *Route) cost(ex *Exchange) float64 {
-	u := ex.Usage
 	p := ex.Decision.Model.Prices
-	return ledger.Cost(ledger.Prices{Input: p.Input, Output: p.Output, CachedInput: p.CachedInput},
-		ledger.Tokens{Input: u.Input, CachedInput: u.CachedInput, CacheWrite: u.CacheWrite, Output: u.Output, Reasoning: u.Reasoning})
+	return ledger.Cost(ledger.Prices{Input: p.Input, Output: p.Output, CachedInput: p.CachedInput}, tokens(ex.Usage))
+}
+
+// tokens is usage in the ledger's terms.
+func tokens(u dialects.Usage) ledger.Tokens {
+	return ledger.Tokens{Input: u.Input, CachedInput: u.CachedInput, CacheWrite: u.CacheWrite, Output: u.Output, Reasoning: u.Reasoning}
 }
 
 // finish fills the ledger entry from the exchange and records it.
@@ -438,8 +441,7 @@ func (h *Route) finish(r *http.Request, ex *Exchange, e *ledger.Entry, status in
 		e.Provider = d.Provider.Name
 		e.Model = d.Model.ID
 		e.UpstreamModel = d.Model.UpstreamID
-		u := ex.Usage
-		e.Tokens = ledger.Tokens{Input: u.Input, CachedInput: u.CachedInput, CacheWrite: u.CacheWrite, Output: u.Output, Reasoning: u.Reasoning}
+		e.Tokens = tokens(ex.Usage)
 		e.CostUSD = h.cost(ex)
 	}
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {

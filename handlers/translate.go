@@ -76,7 +76,15 @@ func (h *Translate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 func (h *Translate) translate(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, ex *Exchange,
 	upstream caddyhttp.MiddlewareHandler, client, target dialects.Dialect) (err error) {
 	d := ex.Decision
-	body, derr := dialects.TranslateRequest(client, target, ex.Body, dialects.EncodeOptions{
+	chat := ex.Chat // decoded once for routing, kept for every attempt
+	if chat == nil {
+		var derr *dialects.Error
+		if chat, derr = dialects.DecodeRequest(client, ex.Body); derr != nil {
+			return derr
+		}
+		ex.Chat = chat
+	}
+	body, derr := dialects.EncodeRequestFor(target, chat, dialects.EncodeOptions{
 		Model:            d.Model.UpstreamID,
 		DefaultMaxTokens: d.Model.MaxOutput,
 		Reasoning:        d.Model.Has(routing.CapReasoning),

@@ -66,26 +66,36 @@ func (b *Breakers) State(provider, model string) (BreakerState, time.Time) {
 func (b *Breakers) Allow(provider, model string) (ok bool, why string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	now := b.now()
 	k := key(provider, model)
-	if until, waiting := b.wait[k]; waiting {
-		if now.Before(until) {
-			return false, "provider asked to wait (Retry-After) until " + until.UTC().Format(time.RFC3339)
-		}
-		delete(b.wait, k)
+	why, _, _ = b.check(k)
+	if why != "" {
+		return false, why
+	}
+	delete(b.wait, k) // over, if there was one
+	if br := b.state[k]; br != nil && !br.openUntil.IsZero() {
+		br.probing = true // half-open: this request is the probe
+	}
+	return true, ""
+}
+
+// check says why the target keyed k may not be tried now ("" when it
+// may), whether a breaker or a Retry-After keeps it out, and until when
+// (zero while a probe runs). The caller holds b.mu.
+func (b *Breakers) check(k string) (why string, kind SkipKind, until time.Time) {
+	now := b.now()
+	if w, waiting := b.wait[k]; waiting && now.Before(w) {
+		return "provider asked to wait (Retry-After) until " + w.UTC().Format(time.RFC3339), SkipWaiting, w
 	}
 	br := b.state[k]
-	if br == nil || br.openUntil.IsZero() {
-		return true, ""
+	switch {
+	case br == nil || br.openUntil.IsZero():
+		return "", "", time.Time{}
+	case now.Before(br.openUntil):
+		return "circuit open after repeated failures, probing again at " + br.openUntil.UTC().Format(time.RFC3339), SkipBroken, br.openUntil
+	case br.probing:
+		return "circuit half-open, a probe is already running", SkipBroken, time.Time{}
 	}
-	if now.Before(br.openUntil) {
-		return false, "circuit open after repeated failures, probing again at " + br.openUntil.UTC().Format(time.RFC3339)
-	}
-	if br.probing {
-		return false, "circuit half-open, a probe is already running"
-	}
-	br.probing = true
-	return true, ""
+	return "", "", time.Time{}
 }
 
 // Success closes the breaker of provider/model.
@@ -141,19 +151,5 @@ func (b *Breakers) Release(provider, model string) {
 func (b *Breakers) Peek(provider, model string) (why string, kind SkipKind, until time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	now := b.now()
-	if w, waiting := b.wait[key(provider, model)]; waiting && now.Before(w) {
-		return "provider asked to wait (Retry-After) until " + w.UTC().Format(time.RFC3339), SkipWaiting, w
-	}
-	br := b.state[key(provider, model)]
-	if br == nil || br.openUntil.IsZero() {
-		return "", "", time.Time{}
-	}
-	if now.Before(br.openUntil) {
-		return "circuit open after repeated failures, probing again at " + br.openUntil.UTC().Format(time.RFC3339), SkipBroken, br.openUntil
-	}
-	if br.probing {
-		return "circuit half-open, a probe is already running", SkipBroken, time.Time{}
-	}
-	return "", "", time.Time{}
+	return b.check(key(provider, model))
 }
