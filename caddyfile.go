@@ -3,8 +3,10 @@ package llmgate
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -19,10 +21,13 @@ import (
 
 func init() {
 	httpcaddyfile.RegisterGlobalOption("llm", parseGlobalOption)
+	httpcaddyfile.RegisterHandlerDirective("llm_budget", parseBudget)
 	httpcaddyfile.RegisterHandlerDirective("llm_route", parseRoute)
 	httpcaddyfile.RegisterHandlerDirective("llm_translate", parseTranslate)
-	// Each lands directly before reverse_proxy, so this order gives
-	// ... llm_route, llm_translate, reverse_proxy.
+	// Each lands directly before reverse_proxy (an order may only refer
+	// to a standard directive), so this order gives
+	// ... llm_budget, llm_route, llm_translate, reverse_proxy.
+	httpcaddyfile.RegisterDirectiveOrder("llm_budget", httpcaddyfile.Before, "reverse_proxy")
 	httpcaddyfile.RegisterDirectiveOrder("llm_route", httpcaddyfile.Before, "reverse_proxy")
 	httpcaddyfile.RegisterDirectiveOrder("llm_translate", httpcaddyfile.Before, "reverse_proxy")
 }
@@ -33,6 +38,8 @@ func init() {
 //		storage  <dir>
 //		max_body <size>
 //		sync_writes
+//		timezone <IANA zone>
+//		prices   <file>
 //
 //		provider <name> {
 //			dialect  openai|responses|anthropic|ollama
@@ -51,7 +58,7 @@ func init() {
 //		model <id> [<provider> [<upstream-model>]] {
 //			provider     <name>
 //			upstream     <upstream-model>
-//			price        <input> <output> [<cached-input>]
+//			price        <input> <output> [<cached-input> [<cache-write>]]
 //			context      <tokens>
 //			max_output   <tokens>
 //			capabilities <tools|vision|json|reasoning>...
@@ -74,10 +81,21 @@ func init() {
 //		}
 //	}
 //
-// Prices are USD per million tokens. Token counts accept k and M
-// suffixes (128k, 1M). api_key is normally "{env.NAME}": an empty value
-// makes the provider unavailable rather than failing the config. The
-// option may appear more than once; the blocks are merged.
+// Prices are USD per million tokens: input, output, input read from the
+// provider's prompt cache and input written to it (the last two default
+// to the input price). A model without a price line takes its prices,
+// and its context window, output limit and capabilities where it
+// declares none, from the price tables by its upstream model id and
+// provider name: first the file of `prices` (LiteLLM's
+// model_prices_and_context_window.json format), then the built-in table
+// of common models. A price line always wins, `price 0 0` included.
+// Models of a local Ollama provider cost 0 unless priced; any other model
+// found in no table costs 0 and is reported in a warning.
+//
+// Token counts accept k and M suffixes (128k, 1M). api_key is normally
+// "{env.NAME}": an empty value makes the provider unavailable rather than
+// failing the config. The option may appear more than once; the blocks
+// are merged.
 //
 // In the router block, keywords, tier and fallback may repeat; tier
 // names are trivial, operational, standard, complex and deep, and a
@@ -126,6 +144,21 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			if d.NextArg() {
 				return nil, d.ArgErr()
 			}
+		case "timezone":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := time.LoadLocation(v); err != nil {
+				return nil, d.Errf("timezone: %v", err)
+			}
+			app.Timezone = v
+		case "prices":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			app.PricesFile = v
 		case "max_body":
 			if !d.NextArg() {
 				return nil, d.ArgErr()
@@ -188,7 +221,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 			routerRefs = append(routerRefs, refs...)
 		default:
-			return nil, d.Errf("unrecognized llm option %q (valid: storage, max_body, sync_writes, provider, model, alias, router)", d.Val())
+			return nil, d.Errf("unrecognized llm option %q (valid: storage, max_body, sync_writes, prices, provider, model, alias, router)", d.Val())
 		}
 	}
 	for _, m := range app.Models {
@@ -370,18 +403,20 @@ func parseModel(d *caddyfile.Dispenser) (ModelConfig, int, error) {
 			m.UpstreamModel = v
 		case "price":
 			args := d.RemainingArgs()
-			if len(args) < 2 || len(args) > 3 {
-				return m, line, d.Errf("price needs input and output prices per 1M tokens: price <input> <output> [<cached-input>]")
+			if len(args) < 2 || len(args) > 4 {
+				return m, line, d.Errf("price needs input and output prices per 1M tokens: price <input> <output> [<cached-input> [<cache-write>]]")
 			}
-			var prices [3]float64
+			// A price line replaces an earlier one whole; the values it
+			// leaves out stay unset (they default to the input price).
+			var prices [4]*float64
 			for i, a := range args {
 				f, err := strconv.ParseFloat(strings.TrimPrefix(a, "$"), 64)
-				if err != nil || f < 0 {
+				if err != nil || f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
 					return m, line, d.Errf("price: invalid amount %q", a)
 				}
-				prices[i] = f
+				prices[i] = &f
 			}
-			m.InputPrice, m.OutputPrice, m.CachedInputPrice = prices[0], prices[1], prices[2]
+			m.InputPrice, m.OutputPrice, m.CachedInputPrice, m.CacheWritePrice = prices[0], prices[1], prices[2], prices[3]
 		case "context", "max_output":
 			v, err := oneArg(d)
 			if err != nil {
@@ -425,7 +460,6 @@ func parseModel(d *caddyfile.Dispenser) (ModelConfig, int, error) {
 	return m, line, nil
 }
 
-// parseTokens reads a token count such as 8192, 128k or 1M.
 // parseRouter reads the router block of the llm option (see
 // parseGlobalOption for its syntax) into rc. It returns the models the
 // block refers to, checked once every model is known.
@@ -546,6 +580,7 @@ func parseRouter(d *caddyfile.Dispenser, rc *RouterConfig) ([]routerRef, error) 
 	return refs, nil
 }
 
+// parseTokens reads a token count such as 8192, 128k or 1M.
 func parseTokens(s string) (int, error) {
 	mult := 1
 	switch {

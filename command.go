@@ -8,19 +8,23 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgate/caddy-llmgate/handlers"
+	"github.com/llmgate/caddy-llmgate/ledger"
 )
 
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "llm",
-		Usage: "route explain --file <request.json> [--dialect <d>] [--tier <tier>] [--model <default>] [--json] [--address <admin>]",
+		Usage: "route explain|stats|export|prune|key [flags] (see caddy llm <command> --help)",
 		Short: "Commands of the LLM gateway (caddy-llmgate)",
 		Long: `
 Commands of the LLM gateway. They talk to the running Caddy through its
@@ -33,7 +37,36 @@ prints what llm_route would do with the generation request in the file
 (a body as a client would POST it; --dialect openai, responses, anthropic
 or ollama, default openai): the tier and why, the targets in the order
 they would be tried, and each target left out with the reason. Nothing
-is sent to any provider.`,
+is sent to any provider.
+
+  caddy llm stats [--today|--month] [--from <t>] [--to <t>] [--by model|provider|key|tier|day] [--json]
+
+prints requests, errors, tokens, cost, fallbacks, cache hits and latency
+from the ledger, in total or per group, for today, this month (in the
+llm app's time zone) or a window: --from and --to take an RFC 3339 time
+or a YYYY-MM-DD date (a date as --to includes that day). Default: all
+time.
+
+  caddy llm export [--format csv|json] [--today|--month] [--from <t>] [--to <t>] [--output <file>]
+
+streams the ledger entries (metadata only, never prompts or answers) in
+the window (as for stats; default all) as CSV (the default) or JSON
+Lines to standard output or a file.
+
+  caddy llm prune --before 90d
+
+deletes the ledger entries older than an age (90d, 720h) or a time
+(RFC 3339 or YYYY-MM-DD). Entries of the current month, which budgets
+count from, are kept unless --force is given.
+
+  caddy llm key create --name alice [--daily 5] [--monthly 60]
+  caddy llm key list
+  caddy llm key revoke --name alice
+  caddy llm key hash [--generate]
+
+create a client key in the gateway's storage (printed once; only its
+hash is kept), list and revoke them; hash prints the hash of a key read
+from standard input (or of a new one) for an llm_budget key line.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			route := &cobra.Command{Use: "route", Short: "Inspect routing decisions"}
 			explain := &cobra.Command{
@@ -51,6 +84,55 @@ is sent to any provider.`,
 			addAdminFlags(explain)
 			route.AddCommand(explain)
 			cmd.AddCommand(route)
+
+			stats := &cobra.Command{
+				Use:   "stats [--today|--month] [--from <t>] [--to <t>] [--by model|provider|key|tier|day]",
+				Short: "Print requests, tokens, cost and latency from the ledger",
+				Args:  cobra.NoArgs,
+				RunE:  caddycmd.WrapCommandFuncForCobra(cmdStats),
+			}
+			f = stats.Flags()
+			f.Bool("today", false, "today only (in the llm app's time zone)")
+			f.Bool("month", false, "this month only (in the llm app's time zone)")
+			f.String("from", "", "the window's start: an RFC 3339 time or a YYYY-MM-DD date")
+			f.String("to", "", "the window's end (exclusive; a YYYY-MM-DD date includes that day)")
+			f.String("by", "", "group by model, provider, key, tier or day (default: totals only)")
+			f.Bool("json", false, "print the report as JSON")
+			stats.MarkFlagsMutuallyExclusive("today", "month", "from")
+			stats.MarkFlagsMutuallyExclusive("today", "month", "to")
+			addAdminFlags(stats)
+			cmd.AddCommand(stats)
+
+			export := &cobra.Command{
+				Use:   "export [--format csv|json] [--today|--month] [--from <t>] [--to <t>] [--output <file>]",
+				Short: "Stream the ledger entries as CSV or JSON Lines",
+				Args:  cobra.NoArgs,
+				RunE:  caddycmd.WrapCommandFuncForCobra(cmdExport),
+			}
+			f = export.Flags()
+			f.String("format", "csv", "csv or json (JSON Lines: one entry per line)")
+			f.Bool("today", false, "today only (in the llm app's time zone)")
+			f.Bool("month", false, "this month only (in the llm app's time zone)")
+			f.String("from", "", "the window's start: an RFC 3339 time or a YYYY-MM-DD date")
+			f.String("to", "", "the window's end (exclusive; a YYYY-MM-DD date includes that day)")
+			f.StringP("output", "o", "", "the file to write (default: standard output)")
+			export.MarkFlagsMutuallyExclusive("today", "month", "from")
+			export.MarkFlagsMutuallyExclusive("today", "month", "to")
+			addAdminFlags(export)
+			cmd.AddCommand(export)
+
+			prune := &cobra.Command{
+				Use:   "prune --before <age or time>",
+				Short: "Delete old ledger entries",
+				Args:  cobra.NoArgs,
+				RunE:  caddycmd.WrapCommandFuncForCobra(cmdPrune),
+			}
+			f = prune.Flags()
+			f.String("before", "", "delete entries older than this age (90d, 720h) or time (RFC 3339 or YYYY-MM-DD)")
+			f.Bool("force", false, "also delete entries of the current month, which budgets count from")
+			addAdminFlags(prune)
+			cmd.AddCommand(prune)
+			cmd.AddCommand(keyCommand())
 		},
 	})
 }
@@ -161,4 +243,192 @@ func FormatExplanation(x *handlers.Explanation) string {
 		fmt.Fprintf(&b, "the client would get: %d %s\n", x.Error.Status, x.Error.Message)
 	}
 	return b.String()
+}
+
+// windowQuery adds the window flags (--today, --month, --from, --to) to q.
+func windowQuery(fl caddycmd.Flags, q url.Values) error {
+	if fl.Bool("today") && fl.Bool("month") {
+		return fmt.Errorf("give --today or --month, not both")
+	}
+	switch {
+	case fl.Bool("today"):
+		q.Set("window", "today")
+	case fl.Bool("month"):
+		q.Set("window", "month")
+	}
+	if v := fl.String("from"); v != "" {
+		q.Set("from", v)
+	}
+	if v := fl.String("to"); v != "" {
+		q.Set("to", v)
+	}
+	return nil
+}
+
+func cmdStats(fl caddycmd.Flags) (int, error) {
+	q := url.Values{}
+	if err := windowQuery(fl, q); err != nil {
+		return 2, err
+	}
+	if v := fl.String("by"); v != "" {
+		q.Set("by", v)
+	}
+	addr, err := adminAddress(fl)
+	if err != nil {
+		return 1, err
+	}
+	resp, err := caddycmd.AdminAPIRequest(addr, http.MethodGet, "/llm/stats?"+q.Encode(), nil, nil)
+	if err != nil {
+		return 1, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 1, err
+	}
+	if fl.Bool("json") {
+		_, _ = os.Stdout.Write(out)
+		return 0, nil
+	}
+	var rep ledger.Report
+	if err := json.Unmarshal(out, &rep); err != nil {
+		return 1, fmt.Errorf("reading the admin API's answer: %v: %s", err, out)
+	}
+	fmt.Print(FormatStats(&rep))
+	return 0, nil
+}
+
+// FormatStats renders a stats report for people: the window, then a
+// table with a row per group and one of totals, the numbers right-aligned.
+func FormatStats(r *ledger.Report) string {
+	var b strings.Builder
+	from, to := "the beginning", "now"
+	if !r.From.IsZero() {
+		from = r.From.Format(time.RFC3339)
+	}
+	if !r.To.IsZero() {
+		to = r.To.Format(time.RFC3339)
+	}
+	fmt.Fprintf(&b, "from %s to %s", from, to)
+	if r.TimeZone != "" {
+		fmt.Fprintf(&b, " (%s)", r.TimeZone)
+	}
+	b.WriteString("\n")
+	if r.Total.Requests == 0 {
+		b.WriteString("no requests\n")
+		return b.String()
+	}
+	first := "GROUP"
+	if r.By != "" {
+		first = strings.ToUpper(r.By)
+	}
+	rows := [][]string{{first, "REQUESTS", "ERRORS", "INPUT", "OUTPUT", "COST_USD", "FALLBACKS", "CACHE_HITS", "AVG_MS", "P95_MS"}}
+	row := func(g *ledger.Group) []string {
+		return []string{g.Key, strconv.Itoa(g.Requests), strconv.Itoa(g.Errors), strconv.Itoa(g.Input), strconv.Itoa(g.Output),
+			strconv.FormatFloat(g.CostUSD, 'f', 6, 64), strconv.Itoa(g.Fallbacks), strconv.Itoa(g.CacheHits),
+			strconv.FormatFloat(g.AvgLatencyMS, 'f', 0, 64), strconv.FormatFloat(g.P95LatencyMS, 'f', 0, 64)}
+	}
+	for i := range r.Groups {
+		rows = append(rows, row(&r.Groups[i]))
+	}
+	total := r.Total
+	total.Key = "total"
+	rows = append(rows, row(&total))
+	widths := make([]int, len(rows[0]))
+	for _, cells := range rows {
+		for i, c := range cells {
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+		}
+	}
+	for n, cells := range rows {
+		if n == len(rows)-1 && len(rows) > 2 {
+			// A rule above the totals when there are groups.
+			sum := 0
+			for _, w := range widths {
+				sum += w
+			}
+			b.WriteString(strings.Repeat("-", sum+2*(len(widths)-1)) + "\n")
+		}
+		var line strings.Builder
+		for i, c := range cells {
+			pad := strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c))
+			if i == 0 {
+				line.WriteString(c + pad)
+			} else {
+				line.WriteString("  " + pad + c)
+			}
+		}
+		b.WriteString(line.String() + "\n")
+	}
+	return b.String()
+}
+
+func cmdExport(fl caddycmd.Flags) (code int, err error) {
+	format := strings.ToLower(fl.String("format"))
+	if format != ledger.FormatCSV && format != ledger.FormatJSON {
+		return 2, fmt.Errorf("--format must be csv or json, not %q", fl.String("format"))
+	}
+	q := url.Values{"format": {format}}
+	if err := windowQuery(fl, q); err != nil {
+		return 2, err
+	}
+	addr, err := adminAddress(fl)
+	if err != nil {
+		return 1, err
+	}
+	resp, err := caddycmd.AdminAPIRequest(addr, http.MethodGet, "/llm/export?"+q.Encode(), nil, nil)
+	if err != nil {
+		return 1, err
+	}
+	defer resp.Body.Close()
+	var dst io.Writer = os.Stdout
+	if name := fl.String("output"); name != "" && name != "-" {
+		f, ferr := os.Create(name)
+		if ferr != nil {
+			return 1, ferr
+		}
+		defer func() {
+			if cerr := f.Close(); cerr != nil && err == nil {
+				code, err = 1, cerr
+			}
+			if err != nil {
+				// Leave no partial file behind.
+				_ = os.Remove(name)
+			}
+		}()
+		dst = f
+	}
+	if _, err := io.Copy(dst, resp.Body); err != nil {
+		return 1, fmt.Errorf("the export was cut short: %v", err)
+	}
+	return 0, nil
+}
+
+func cmdPrune(fl caddycmd.Flags) (int, error) {
+	before := fl.String("before")
+	if before == "" {
+		return 2, fmt.Errorf("--before is required: an age such as 90d, or a time (RFC 3339 or YYYY-MM-DD)")
+	}
+	q := url.Values{"before": {before}}
+	if fl.Bool("force") {
+		q.Set("force", "true")
+	}
+	addr, err := adminAddress(fl)
+	if err != nil {
+		return 1, err
+	}
+	resp, err := caddycmd.AdminAPIRequest(addr, http.MethodPost, "/llm/prune?"+q.Encode(), nil, nil)
+	if err != nil {
+		return 1, err
+	}
+	defer resp.Body.Close()
+	var ans struct {
+		Deleted int       `json:"deleted"`
+		Before  time.Time `json:"before"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil {
+		return 1, fmt.Errorf("reading the admin API's answer: %v", err)
+	}
+	fmt.Printf("deleted %d ledger entries older than %s\n", ans.Deleted, ans.Before.Format(time.RFC3339))
+	return 0, nil
 }

@@ -35,8 +35,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -45,6 +47,7 @@ import (
 
 	"github.com/llmgate/caddy-llmgate/dialects"
 	"github.com/llmgate/caddy-llmgate/handlers"
+	"github.com/llmgate/caddy-llmgate/keys"
 	"github.com/llmgate/caddy-llmgate/ledger"
 	"github.com/llmgate/caddy-llmgate/routing"
 	"github.com/llmgate/caddy-llmgate/store"
@@ -77,6 +80,21 @@ type App struct {
 	// process but not of the machine.
 	SyncWrites bool `json:"sync_writes,omitempty"`
 
+	// Timezone is the IANA time zone (e.g. "Europe/Berlin") in which
+	// budget days and months begin and stats count "today" and "this
+	// month". Default: UTC.
+	Timezone string `json:"timezone,omitempty"`
+
+	// PricesFile is a price file in the format of LiteLLM's
+	// model_prices_and_context_window.json, read at provisioning. A
+	// model declared without prices takes its prices (and its context
+	// window, output limit and capabilities where it declares none) from
+	// this file, else from the built-in table of common models (see
+	// ledger.BuiltinPrices), looked up by its upstream model id and
+	// provider name. A relative path is relative to Caddy's working
+	// directory. Default: the built-in table only.
+	PricesFile string `json:"prices_file,omitempty"`
+
 	// Providers are the upstream APIs, in declaration order.
 	Providers []ProviderConfig `json:"providers,omitempty"`
 
@@ -91,12 +109,14 @@ type App struct {
 	// models' declarations, no configured fallbacks, one retry.
 	Router *RouterConfig `json:"router,omitempty"`
 
-	gw      *handlers.Gateway
-	dir     string
-	held    bool
-	handle  *dbHandle
-	logger  *zap.Logger
-	catalog *routing.Catalog
+	gw       *handlers.Gateway
+	keyStore *atomic.Pointer[keys.Store]
+	loc      *time.Location
+	dir      string
+	held     bool
+	handle   *dbHandle
+	logger   *zap.Logger
+	catalog  *routing.Catalog
 }
 
 // ProviderConfig declares one provider.
@@ -166,14 +186,27 @@ type ModelConfig struct {
 	UpstreamModel string `json:"upstream_model,omitempty"`
 
 	// InputPrice is USD per 1M input tokens.
-	InputPrice float64 `json:"input_price,omitempty"`
+	//
+	// The four prices are pointers so that "not given" differs from 0: a
+	// model that gives any of them (even `price 0 0`) is priced by its
+	// declaration alone, the others counting 0. A model that gives none
+	// is priced from the price tables (App.PricesFile, then the built-in
+	// table); a model of a local Ollama provider (dialect ollama, or a
+	// URL on Ollama's port 11434) costs 0; a model found nowhere costs 0
+	// and provisioning logs a warning naming it.
+	InputPrice *float64 `json:"input_price,omitempty"`
 
 	// OutputPrice is USD per 1M output tokens.
-	OutputPrice float64 `json:"output_price,omitempty"`
+	OutputPrice *float64 `json:"output_price,omitempty"`
 
-	// CachedInputPrice is USD per 1M cached input tokens. Default: the
+	// CachedInputPrice is USD per 1M input tokens read from the
+	// provider's prompt cache. Default: the input price.
+	CachedInputPrice *float64 `json:"cached_input_price,omitempty"`
+
+	// CacheWritePrice is USD per 1M input tokens written to the
+	// provider's prompt cache (Anthropic charges a premium). Default: the
 	// input price.
-	CachedInputPrice float64 `json:"cached_input_price,omitempty"`
+	CacheWritePrice *float64 `json:"cache_write_price,omitempty"`
 
 	// ContextWindow is the model's context size in tokens.
 	ContextWindow int `json:"context_window,omitempty"`
@@ -348,6 +381,15 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("storage directory %s: %w", dir, err)
 	}
 	a.dir = abs
+	a.keyStore = new(atomic.Pointer[keys.Store])
+	a.loc = time.UTC
+	if a.Timezone != "" {
+		loc, err := time.LoadLocation(a.Timezone)
+		if err != nil {
+			return fmt.Errorf("timezone %q: %v", a.Timezone, err)
+		}
+		a.loc = loc
+	}
 
 	repl := caddy.NewReplacer()
 	var providers []*routing.Provider
@@ -361,13 +403,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 			a.logger.Warn("provider unavailable", zap.String("provider", p.Name), zap.String("reason", p.Unavailable()))
 		}
 	}
-	var models []*routing.Model
-	for i := range a.Models {
-		m, err := buildModel(&a.Models[i])
-		if err != nil {
-			return err
-		}
-		models = append(models, m)
+	prices, err := loadPrices(a.PricesFile)
+	if err != nil {
+		return err
+	}
+	if a.PricesFile != "" {
+		a.logger.Info("prices loaded", zap.String("file", a.PricesFile), zap.Int("models", prices.Len()))
+	}
+	models, err := buildModels(a.Models, providers, prices.Over(ledger.BuiltinPrices()), a.logger)
+	if err != nil {
+		return err
 	}
 	cat, err := routing.NewCatalog(providers, models, a.Aliases)
 	if err != nil {
@@ -407,6 +452,7 @@ var dbPool = caddy.NewUsagePool()
 type dbHandle struct {
 	store  *store.Store
 	ledger *ledger.Ledger
+	keys   *keys.Store
 }
 
 // Destruct closes the ledger first (waiting for writes in progress) and
@@ -423,13 +469,26 @@ func (a *App) Start() error {
 		if err != nil {
 			return nil, err
 		}
-		return &dbHandle{store: s, ledger: ledger.New(s.DB())}, nil
+		ks, err := keys.OpenStore(s.DB())
+		if err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+		return &dbHandle{store: s, ledger: ledger.New(s.DB()), keys: ks}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("llm storage: %w", err)
 	}
 	a.held = true
 	a.handle = val.(*dbHandle)
+	// Budget counters are rebuilt from the stored entries the first
+	// time, and again when the time zone changes.
+	if err := a.handle.ledger.SetLocation(a.Location()); err != nil {
+		a.held = false
+		_, _ = dbPool.Delete(a.dir)
+		return fmt.Errorf("llm storage: %w", err)
+	}
+	a.keyStore.Store(a.handle.keys)
 	currentApp.Store(a)
 	a.gw.AttachLedger(a.handle.ledger)
 	a.logger.Info("storage open", zap.String("dir", a.dir), zap.Bool("reused", loaded))
@@ -450,6 +509,24 @@ func (a *App) Cleanup() error {
 	a.held = false
 	_, err := dbPool.Delete(a.dir)
 	return err
+}
+
+// Location is the time zone of budget windows and stats (UTC unless
+// configured).
+func (a *App) Location() *time.Location {
+	if a.loc == nil {
+		return time.UTC
+	}
+	return a.loc
+}
+
+// KeyStore returns the client keys kept in storage, or nil while
+// storage is not open. Safe for concurrent use.
+func (a *App) KeyStore() *keys.Store {
+	if a.keyStore == nil {
+		return nil
+	}
+	return a.keyStore.Load()
 }
 
 // Gateway returns the state the handlers share.
@@ -514,30 +591,156 @@ func parseProviderURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-func buildModel(mc *ModelConfig) (*routing.Model, error) {
-	m := &routing.Model{
+// loadPrices reads the LiteLLM-format price file, or returns nil (no
+// table) when file is empty.
+func loadPrices(file string) (*ledger.PriceTable, error) {
+	if file == "" {
+		return nil, nil
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("prices file %s: %w", file, err)
+	}
+	defer f.Close()
+	t, err := ledger.LoadLiteLLM(f)
+	if err != nil {
+		return nil, fmt.Errorf("prices file %s: %w", file, err)
+	}
+	return t, nil
+}
+
+// buildModels builds the catalog models of the declarations mcs, served
+// by providers, with prices from the declarations or else from prices.
+// It logs one warning for each model of a paid provider that has no
+// price anywhere (metadata only: model, provider, upstream model).
+func buildModels(mcs []ModelConfig, providers []*routing.Provider, prices *ledger.PriceTable, log *zap.Logger) ([]*routing.Model, error) {
+	byName := make(map[string]*routing.Provider, len(providers))
+	for _, p := range providers {
+		byName[p.Name] = p
+	}
+	models := make([]*routing.Model, 0, len(mcs))
+	for i := range mcs {
+		mc := &mcs[i]
+		m, unpriced, err := buildModel(mc, byName[mc.Provider], prices)
+		if err != nil {
+			return nil, err
+		}
+		if unpriced {
+			upstream := m.UpstreamID
+			if upstream == "" {
+				upstream = m.ID
+			}
+			log.Warn("model has no price: its requests are counted as free; give it a price line or a prices file",
+				zap.String("model", m.ID), zap.String("provider", m.Provider), zap.String("upstream_model", upstream))
+		}
+		models = append(models, m)
+	}
+	return models, nil
+}
+
+// priced reports whether the declaration gives prices of its own.
+func (mc *ModelConfig) priced() bool {
+	return mc.InputPrice != nil || mc.OutputPrice != nil || mc.CachedInputPrice != nil || mc.CacheWritePrice != nil
+}
+
+// localProvider reports whether p is a local Ollama host, whose models
+// cost nothing: it speaks Ollama's native API or listens on Ollama's
+// default port (its OpenAI-compatible /v1).
+func localProvider(p *routing.Provider) bool {
+	if p == nil {
+		return false
+	}
+	if p.Dialect == string(dialects.Ollama) {
+		return true
+	}
+	for _, u := range p.URLs {
+		if u.Port() == "11434" {
+			return true
+		}
+	}
+	return false
+}
+
+// buildModel turns a model declaration into a catalog model served by
+// provider p (nil when unknown; the catalog rejects it later). A model
+// without prices of its own is looked up in prices by its upstream id
+// and p's name, which also fills the context window, output limit and
+// capabilities it does not declare. unpriced is true when such a model
+// of a paid provider was found nowhere: it costs 0.
+func buildModel(mc *ModelConfig, p *routing.Provider, prices *ledger.PriceTable) (m *routing.Model, unpriced bool, err error) {
+	m = &routing.Model{
 		ID: mc.ID, Provider: mc.Provider, UpstreamID: mc.UpstreamModel,
-		Prices:        routing.Prices{Input: mc.InputPrice, Output: mc.OutputPrice, CachedInput: mc.CachedInputPrice},
 		ContextWindow: mc.ContextWindow, MaxOutput: mc.MaxOutputTokens,
 	}
 	for _, c := range mc.Capabilities {
 		cap, err := routing.ParseCapability(c)
 		if err != nil {
-			return nil, fmt.Errorf("model %s: %w", mc.ID, err)
+			return nil, false, fmt.Errorf("model %s: %w", mc.ID, err)
 		}
 		m.Capabilities = append(m.Capabilities, cap)
 	}
 	for _, t := range mc.Tiers {
 		tier, err := routing.ParseTier(t)
 		if err != nil {
-			return nil, fmt.Errorf("model %s: %w", mc.ID, err)
+			return nil, false, fmt.Errorf("model %s: %w", mc.ID, err)
 		}
 		m.Tiers = append(m.Tiers, tier)
 	}
 	if mc.ContextWindow < 0 || mc.MaxOutputTokens < 0 {
-		return nil, fmt.Errorf("model %s: token limits must not be negative", mc.ID)
+		return nil, false, fmt.Errorf("model %s: token limits must not be negative", mc.ID)
 	}
-	return m, nil
+	if mc.priced() {
+		price := func(v *float64) float64 {
+			if v == nil {
+				return 0
+			}
+			return *v
+		}
+		m.Prices = routing.Prices{
+			Input: price(mc.InputPrice), Output: price(mc.OutputPrice),
+			CachedInput: price(mc.CachedInputPrice), CacheWrite: price(mc.CacheWritePrice),
+		}
+		if m.Prices.Input < 0 || m.Prices.Output < 0 || m.Prices.CachedInput < 0 || m.Prices.CacheWrite < 0 {
+			return nil, false, fmt.Errorf("model %s: negative price", mc.ID)
+		}
+		return m, false, nil
+	}
+	upstream := mc.UpstreamModel
+	if upstream == "" {
+		upstream = mc.ID
+	}
+	providerName := mc.Provider
+	if p != nil {
+		providerName = p.Name
+	}
+	local := localProvider(p)
+	info, found := prices.Lookup(providerName, upstream)
+	if !found && local {
+		info, found = prices.Lookup("ollama", upstream)
+	}
+	if !found {
+		return m, !local, nil
+	}
+	if !local {
+		m.Prices = routing.Prices{Input: info.Input, Output: info.Output, CachedInput: info.CachedInput, CacheWrite: info.CacheWrite}
+	}
+	if m.ContextWindow == 0 {
+		m.ContextWindow = info.ContextWindow
+	}
+	if m.MaxOutput == 0 {
+		m.MaxOutput = info.MaxOutput
+	}
+	if len(mc.Capabilities) == 0 {
+		for _, c := range []struct {
+			has bool
+			cap routing.Capability
+		}{{info.Tools, routing.CapTools}, {info.Vision, routing.CapVision}, {info.JSON, routing.CapJSON}, {info.Reasoning, routing.CapReasoning}} {
+			if c.has {
+				m.Capabilities = append(m.Capabilities, c.cap)
+			}
+		}
+	}
+	return m, false, nil
 }
 
 // proxyConfig is the JSON config of the reverse_proxy for one provider.

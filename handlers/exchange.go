@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/llmgate/caddy-llmgate/dialects"
+	"github.com/llmgate/caddy-llmgate/ledger"
 	"github.com/llmgate/caddy-llmgate/routing"
 )
 
@@ -38,6 +39,11 @@ type Exchange struct {
 
 	// Usage is what the upstream reported, filled by llm_translate.
 	Usage dialects.Usage
+
+	// Account is who the request is charged to (nil without
+	// llm_budget); Hold is its reservation, settled when it ends.
+	Account *Account
+	Hold    *ledger.Hold
 }
 
 type exchangeKey struct{}

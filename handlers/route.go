@@ -100,19 +100,51 @@ func (h *Route) serveGenerate(w http.ResponseWriter, r *http.Request, next caddy
 		return nil
 	}
 	ex.Request = req
+	ex.Account = AccountFrom(r.Context())
 	plan, a, perr := g.plan(ep.Dialect, req, body, h.DefaultModel, strings.TrimSpace(r.Header.Get("X-Task-Tier")))
+	ex.Plan = plan
 	if perr != nil {
 		if plan != nil && !plan.RetryAt.IsZero() {
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(plan.RetryAt.Sub(g.Now()).Seconds()+0.999))))
 		}
-		dialects.WriteError(w, ep.Dialect, perr)
+		h.refuse(w, r, ex, perr, "refused")
 		return nil
 	}
-	ex.Plan = plan
 	if a != nil {
 		ex.Chat = a.Chat
 	}
+	if acct := ex.Account; acct != nil {
+		if a == nil {
+			// The reservation needs the input's size and the output
+			// limit; translation reuses the decoded request.
+			if f, chat, ferr := RequestFeatures(ep.Dialect, body); ferr == nil {
+				a = &analysis{f, chat}
+				ex.Chat = chat
+			}
+		}
+		hold, berr := g.reserve(acct, ex, a)
+		if berr != nil {
+			// Asking again does not help until the limit resets or the
+			// request changes: tell SDKs not to retry on their own.
+			w.Header().Set("X-Should-Retry", "false")
+			h.refuse(w, r, ex, berr, "budget")
+			return nil
+		}
+		ex.Hold = hold
+		g.setBudgetHeaders(w.Header(), acct, ex, hold)
+	}
 	return h.attempts(w, r, next, ex)
+}
+
+// refuse answers a request the gateway will not send upstream, and
+// records it.
+func (h *Route) refuse(w http.ResponseWriter, r *http.Request, ex *Exchange, e *dialects.Error, kind string) {
+	dialects.WriteError(w, ex.Endpoint.Dialect, e)
+	entry := ledger.Entry{Endpoint: ex.Endpoint.Name, Stream: ex.Request.Stream, ErrorKind: kind}
+	if ex.Plan != nil {
+		entry.Tier = string(ex.Plan.Tier)
+	}
+	h.finish(r, ex, &entry, e.Status)
 }
 
 // analysis is what routing read of a request's content: the features
@@ -421,7 +453,7 @@ func (h *Route) proxyObject(body []byte, ex *Exchange) []byte {
 // cost is the exchange's cost so far at the current target's prices.
 func (h *Route) cost(ex *Exchange) float64 {
 	p := ex.Decision.Model.Prices
-	return ledger.Cost(ledger.Prices{Input: p.Input, Output: p.Output, CachedInput: p.CachedInput}, tokens(ex.Usage))
+	return ledger.Cost(ledger.Prices{Input: p.Input, Output: p.Output, CachedInput: p.CachedInput, CacheWrite: p.CacheWrite}, tokens(ex.Usage))
 }
 
 // tokens is usage in the ledger's terms.
@@ -444,6 +476,10 @@ func (h *Route) finish(r *http.Request, ex *Exchange, e *ledger.Entry, status in
 		e.Tokens = tokens(ex.Usage)
 		e.CostUSD = h.cost(ex)
 	}
+	if a := ex.Account; a != nil {
+		e.KeyID = a.KeyID
+		e.Session = a.Session
+	}
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
 		extra.Add(zap.String("llm_provider", e.Provider))
 		extra.Add(zap.String("llm_model", e.Model))
@@ -452,6 +488,17 @@ func (h *Route) finish(r *http.Request, ex *Exchange, e *ledger.Entry, status in
 		extra.Add(zap.Int("llm_input_tokens", e.Input))
 		extra.Add(zap.Int("llm_output_tokens", e.Output))
 		extra.Add(zap.Float64("llm_cost_usd", e.CostUSD))
+		if e.KeyID != "" {
+			extra.Add(zap.String("llm_key", e.KeyID))
+		}
+	}
+	if ex.Hold != nil {
+		// Replace the reservation by the actual cost, in one step with
+		// recording the entry.
+		if err := ex.Hold.Settle(*e); err != nil {
+			g.Logger.Error("ledger entry lost", zap.String("model", e.Model), zap.String("provider", e.Provider), zap.Error(err))
+		}
+		return
 	}
 	g.record(r.Context(), *e)
 }

@@ -23,9 +23,14 @@ import (
 
 // Prices are USD per one million tokens.
 type Prices struct {
-	Input       float64 `json:"input,omitempty"`
-	Output      float64 `json:"output,omitempty"`
+	Input  float64 `json:"input,omitempty"`
+	Output float64 `json:"output,omitempty"`
+	// CachedInput is the price of input read from the provider's prompt
+	// cache; 0 means the input price.
 	CachedInput float64 `json:"cached_input,omitempty"`
+	// CacheWrite is the price of input written to the provider's prompt
+	// cache (Anthropic charges a premium); 0 means the input price.
+	CacheWrite float64 `json:"cache_write,omitempty"`
 }
 
 // Tokens counts the tokens of one request. Input includes CachedInput and
@@ -39,18 +44,22 @@ type Tokens struct {
 }
 
 // Cost is the USD cost of t at prices p. Cached input is charged at the
-// cached price when one is set, else at the input price; cache writes are
-// charged as input.
+// cached price and cache writes at the cache-write price when those are
+// set, else at the input price. Reasoning tokens are part of Output and
+// charged at the output price.
 func Cost(p Prices, t Tokens) float64 {
-	cached := t.CachedInput
-	if cached > t.Input {
-		cached = t.Input
-	}
+	cached := min(max(t.CachedInput, 0), max(t.Input, 0))
+	written := min(max(t.CacheWrite, 0), max(t.Input, 0)-cached)
+	plain := max(t.Input, 0) - cached - written
 	cachedPrice := p.CachedInput
 	if cachedPrice == 0 {
 		cachedPrice = p.Input
 	}
-	usd := (float64(t.Input-cached)*p.Input + float64(cached)*cachedPrice + float64(t.Output)*p.Output) / 1e6
+	writePrice := p.CacheWrite
+	if writePrice == 0 {
+		writePrice = p.Input
+	}
+	usd := (float64(plain)*p.Input + float64(cached)*cachedPrice + float64(written)*writePrice + float64(max(t.Output, 0))*p.Output) / 1e6
 	// Round to a billionth of a dollar so sums stay readable.
 	return math.Round(usd*1e9) / 1e9
 }
@@ -85,15 +94,30 @@ var prefix = []byte("ledger/e/")
 // ErrClosed is returned by Record after Close.
 var ErrClosed = errors.New("ledger closed")
 
-// Ledger records entries in a Badger database.
+// Errors of misused holds.
+var (
+	errNilHold = errors.New("ledger: settling a nil hold")
+	errSettled = errors.New("ledger: hold already settled or released")
+)
+
+// Ledger records entries in a Badger database and keeps the spend
+// counters budgets are checked against (see Reserve).
 type Ledger struct {
 	db  *badger.DB
 	seq atomic.Uint64
+	now func() time.Time
 
 	// mu lets Close wait for writes in progress, so the database is
 	// never closed under one.
 	mu     sync.RWMutex
 	closed bool
+
+	// applyMu is held (shared) from an entry's commit until it is
+	// counted, and exclusively while the counters are rebuilt.
+	applyMu sync.RWMutex
+	// bmu guards ctr.
+	bmu sync.Mutex
+	ctr counters
 }
 
 // Close waits for writes in progress and makes later ones fail with
@@ -104,9 +128,11 @@ func (l *Ledger) Close() {
 	l.mu.Unlock()
 }
 
-// New returns a ledger over db.
+// New returns a ledger over db. Its spend counters start empty: call
+// SetLocation before enforcing budgets, which loads them from the stored
+// entries.
 func New(db *badger.DB) *Ledger {
-	l := &Ledger{db: db}
+	l := &Ledger{db: db, now: time.Now, ctr: counters{loc: time.UTC, scopes: map[string]*spend{}}}
 	// Seed the sequence from the clock so keys stay unique across
 	// restarts even within one nanosecond.
 	l.seq.Store(uint64(time.Now().UnixNano()))
@@ -116,27 +142,56 @@ func New(db *badger.DB) *Ledger {
 func (l *Ledger) key(t time.Time) []byte {
 	k := make([]byte, len(prefix)+16)
 	copy(k, prefix)
-	binary.BigEndian.PutUint64(k[len(prefix):], uint64(t.UnixNano()))
+	putTime(k[len(prefix):], t)
 	binary.BigEndian.PutUint64(k[len(prefix)+8:], l.seq.Add(1))
 	return k
 }
 
-// Record writes e. Once it returns nil the entry is committed.
-func (l *Ledger) Record(e Entry) error {
+// putTime writes t as the 8-byte big-endian UnixNano that starts an
+// entry's key; times before 1970 sort as 1970.
+func putTime(b []byte, t time.Time) {
+	n := t.UnixNano()
+	if n < 0 {
+		n = 0
+	}
+	binary.BigEndian.PutUint64(b, uint64(n))
+}
+
+// keyTime reads the time putTime wrote.
+func keyTime(b []byte) time.Time {
+	return time.Unix(0, int64(binary.BigEndian.Uint64(b)))
+}
+
+// Record writes e and counts its cost against the budgets. Once it
+// returns nil the entry is committed.
+func (l *Ledger) Record(e Entry) error { return l.record(e, nil) }
+
+// record commits e and then, in one step, drops the hold h (if any) and
+// counts e's cost. The cost is counted even when the commit fails: the
+// provider has charged it either way.
+func (l *Ledger) record(e Entry, h *Hold) error {
 	if e.Time.IsZero() {
-		e.Time = time.Now()
+		e.Time = l.now()
 	}
 	v, err := json.Marshal(e)
 	if err != nil {
-		return fmt.Errorf("encoding ledger entry: %w", err)
+		err = fmt.Errorf("encoding ledger entry: %w", err)
+	} else {
+		k := l.key(e.Time)
+		l.applyMu.RLock()
+		defer l.applyMu.RUnlock()
+		l.mu.RLock()
+		if l.closed {
+			err = ErrClosed
+		} else {
+			err = l.db.Update(func(txn *badger.Txn) error { return txn.Set(k, v) })
+		}
+		l.mu.RUnlock()
 	}
-	k := l.key(e.Time)
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.closed {
-		return ErrClosed
-	}
-	return l.db.Update(func(txn *badger.Txn) error { return txn.Set(k, v) })
+	l.bmu.Lock()
+	l.apply(&e, h)
+	l.bmu.Unlock()
+	return err
 }
 
 // Each calls fn for every entry with from <= Time < to, oldest first. A
@@ -153,7 +208,7 @@ func (l *Ledger) Each(from, to time.Time, fn func(Entry) error) error {
 		start := make([]byte, len(prefix)+8)
 		copy(start, prefix)
 		if !from.IsZero() {
-			binary.BigEndian.PutUint64(start[len(prefix):], uint64(from.UnixNano()))
+			putTime(start[len(prefix):], from)
 		}
 		for it.Seek(start); it.ValidForPrefix(prefix); it.Next() {
 			k := it.Item().Key()

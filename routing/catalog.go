@@ -135,6 +135,7 @@ type Prices struct {
 	Input       float64
 	Output      float64
 	CachedInput float64
+	CacheWrite  float64
 }
 
 // Model is one model clients can ask for.
