@@ -57,7 +57,9 @@ type Budget struct {
 
 	// Anonymous lists the client networks (CIDR or single addresses;
 	// "loopback", "private_ranges" and "any" are shortcuts) that may send
-	// requests without a key. Default: none; every request needs a key.
+	// requests without a key (counted as the key "anonymous"); from them
+	// an unknown key counts as none, since many tools insist on sending
+	// one. Default: none; every request needs a key.
 	Anonymous []string `json:"anonymous,omitempty"`
 
 	// DefaultMaxTokens is the output, in tokens, reserved for a request

@@ -38,6 +38,7 @@ func init() {
 //		storage  <dir>
 //		max_body <size>
 //		sync_writes
+//		overhead_header
 //		timezone <IANA zone>
 //		prices   <file>
 //
@@ -91,6 +92,11 @@ func init() {
 // of common models. A price line always wins, `price 0 0` included.
 // Models of a local Ollama provider cost 0 unless priced; any other model
 // found in no table costs 0 and is reported in a warning.
+//
+// overhead_header adds X-Llm-Overhead-Ms (the gateway's own time until
+// the answer's headers are sent) to generation answers; the metric
+// llmgate_overhead_seconds and the access-log field llm_overhead_ms are
+// there either way.
 //
 // Token counts accept k and M suffixes (128k, 1M). api_key is normally
 // "{env.NAME}": an empty value makes the provider unavailable rather than
@@ -176,6 +182,11 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, d.ArgErr()
 			}
 			app.SyncWrites = true
+		case "overhead_header":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			app.OverheadHeader = true
 		case "provider":
 			p, err := parseProvider(d)
 			if err != nil {
@@ -221,7 +232,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 			routerRefs = append(routerRefs, refs...)
 		default:
-			return nil, d.Errf("unrecognized llm option %q (valid: storage, max_body, sync_writes, prices, provider, model, alias, router)", d.Val())
+			return nil, d.Errf("unrecognized llm option %q (valid: storage, max_body, sync_writes, overhead_header, timezone, prices, provider, model, alias, router)", d.Val())
 		}
 	}
 	for _, m := range app.Models {

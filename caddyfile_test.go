@@ -299,3 +299,72 @@ func TestPriceWarnings(t *testing.T) {
 		t.Errorf("warning fields = %v", fields)
 	}
 }
+
+// TestBudgetCaddyfile parses llm_budget into its JSON config and reports
+// mistakes with their line.
+func TestBudgetCaddyfile(t *testing.T) {
+	hash := "sha256:" + strings.Repeat("ab", 32)
+	head := "{\n\tllm {\n\t\ttimezone Europe/Berlin\n\t\tprovider p {\n\t\t\turl https://api.example.test\n\t\t}\n\t}\n}\n:8080 {\n\tllm_budget {\n" // lines 1-10
+	tail := "\t}\n\tllm_route\n\tllm_translate\n}\n"
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	good := "\t\tglobal daily 100 monthly $1000\n\t\tper_key daily 5\n\t\tsession 2.5\n\t\tper_request 0.5\n" +
+		"\t\tkey alice " + hash + " monthly 60\n\t\tanonymous loopback 10.0.0.0/8 192.168.1.7\n\t\tdefault_max_tokens 8k\n"
+	out, _, err := adapter.Adapt([]byte(head+good+tail), map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := gjson.GetBytes(out, "apps.http.servers.srv0.routes.0.handle")
+	if h := routes.Get("0.handler").String(); h != "llm_budget" {
+		t.Fatalf("first handler %q, want llm_budget before llm_route: %s", h, routes.Raw)
+	}
+	b := routes.Get("0")
+	for path, want := range map[string]string{
+		"global.daily_usd": "100", "global.monthly_usd": "1000", "per_key.daily_usd": "5", "session_usd": "2.5",
+		"per_request_usd": "0.5", "keys.0.name": "alice", "keys.0.hash": hash, "keys.0.monthly_usd": "60",
+		"anonymous.1": "10.0.0.0/8", "default_max_tokens": "8000",
+	} {
+		if got := b.Get(path).String(); got != want {
+			t.Errorf("%s = %q, want %q", path, got, want)
+		}
+	}
+	if gjson.GetBytes(out, "apps.llm.timezone").String() != "Europe/Berlin" {
+		t.Error("timezone lost")
+	}
+	// The adapted config provisions.
+	if err := caddy.Validate(mustConfig(t, out)); err != nil {
+		t.Errorf("validate: %v", err)
+	}
+	for body, want := range map[string]string{
+		"\t\tglobal daily\n":                               "Caddyfile:11",
+		"\t\tglobal weekly 5\n":                            "Caddyfile:11|unknown limit window",
+		"\t\tper_key daily -5\n":                           "Caddyfile:11",
+		"\t\tsession lots\n":                               "Caddyfile:11",
+		"\t\tkey alice\n":                                  "Caddyfile:11|key needs a name and a hash",
+		"\t\tkey alice plaintext\n":                        "Caddyfile:11|key alice: key hash must start with",
+		"\t\tkey anonymous " + hash + "\n":                 "Caddyfile:11",
+		"\t\tanonymous 10.0.0.0/33\n":                      "Caddyfile:11|invalid network",
+		"\t\tanonymous\n":                                  "Caddyfile:11",
+		"\t\tfrobnicate\n":                                 "Caddyfile:11|llm_budget: unrecognized option",
+		"\t\tdefault_max_tokens none\n":                    "Caddyfile:11",
+		"\t\tkey a " + hash + "\n\t\tkey a " + hash + "\n": "Caddyfile:12|key a declared twice",
+	} {
+		_, _, err := adapter.Adapt([]byte(head+body+tail), map[string]any{"filename": "Caddyfile"})
+		line, msg, _ := strings.Cut(want, "|")
+		if err == nil || !strings.Contains(err.Error(), line) || !strings.Contains(err.Error(), msg) {
+			t.Errorf("%q: error %v, want %q", body, err, want)
+		}
+	}
+	if _, _, err := adapter.Adapt([]byte(strings.Replace(head, "Europe/Berlin", "Mars/Olympus", 1)+tail), map[string]any{"filename": "Caddyfile"}); err == nil ||
+		!strings.Contains(err.Error(), "Caddyfile:3") {
+		t.Errorf("bad timezone: %v", err)
+	}
+}
+
+func mustConfig(t *testing.T, raw []byte) *caddy.Config {
+	t.Helper()
+	var cfg caddy.Config
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return &cfg
+}

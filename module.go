@@ -11,7 +11,7 @@
 //
 // The logic lives in the subpackages: routing (catalog, decisions),
 // dialects (wire formats), handlers (the middleware), ledger (cost and
-// usage records) and store (Badger).
+// usage records), telemetry (Prometheus metrics) and store (Badger).
 //
 // # How requests reach providers
 //
@@ -51,6 +51,7 @@ import (
 	"github.com/llmgate/caddy-llmgate/ledger"
 	"github.com/llmgate/caddy-llmgate/routing"
 	"github.com/llmgate/caddy-llmgate/store"
+	"github.com/llmgate/caddy-llmgate/telemetry"
 )
 
 func init() {
@@ -108,6 +109,16 @@ type App struct {
 	// circuit breakers. Default: the built-in analyzer, tiers from the
 	// models' declarations, no configured fallbacks, one retry.
 	Router *RouterConfig `json:"router,omitempty"`
+
+	// OverheadHeader adds the response header X-Llm-Overhead-Ms to
+	// every generation answer: the gateway's own time in milliseconds
+	// (the time since the request arrived minus the time spent in
+	// upstream calls and retry waits) up to the moment the answer's
+	// headers are sent, so for a stream it covers the time to the first
+	// byte. The same measure over whole requests is always exported as
+	// the llmgate_overhead_seconds metric and the llm_overhead_ms
+	// access-log field. Default: off.
+	OverheadHeader bool `json:"overhead_header,omitempty"`
 
 	gw       *handlers.Gateway
 	keyStore *atomic.Pointer[keys.Store]
@@ -433,6 +444,17 @@ func (a *App) Provision(ctx caddy.Context) error {
 		upstreams[p.Name] = mod.(caddyhttp.MiddlewareHandler)
 	}
 	a.gw = handlers.NewGateway(cat, upstreams, a.MaxBodyBytes, a.logger)
+	a.gw.OverheadHeader = a.OverheadHeader
+	// Caddy makes a registry per config (Context.GetMetricsRegistry) and
+	// serves the running config's on /metrics: fresh collectors for
+	// every config, as Caddy's own HTTP metrics do.
+	if reg := ctx.GetMetricsRegistry(); reg != nil {
+		m, err := telemetry.New(reg)
+		if err != nil {
+			return fmt.Errorf("registering metrics: %w", err)
+		}
+		a.gw.Metrics = m
+	}
 	return buildRouter(a.Router, a.gw, cat)
 }
 

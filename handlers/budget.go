@@ -43,7 +43,8 @@ type Budget struct {
 	// PerRequest caps the largest possible cost of one request; 0: none.
 	PerRequest float64
 	// Anonymous lists the networks whose clients may send requests
-	// without a key.
+	// without a key; from them an unknown key counts as none (tools
+	// often insist on sending one), a revoked key is still refused.
 	Anonymous []netip.Prefix
 	// DefaultMaxTokens is the output assumed for the reservation of a
 	// request that sets no output limit (capped at the model's).
@@ -129,8 +130,14 @@ const maxSessionID = 128
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (b *Budget) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	d := dialects.OpenAI
-	if ep, ok := dialects.ClientEndpoint(r.Method, r.URL.Path); ok || ep.Name != "" {
+	ep, ok := dialects.ClientEndpoint(r.Method, r.URL.Path)
+	if ok || ep.Name != "" {
 		d = ep.Dialect
+	}
+	if ep.Name == "health" {
+		// Load balancers and uptime checks have no key; health tells
+		// which providers are usable, never a secret.
+		return next.ServeHTTP(w, r)
 	}
 	secret := credential(r)
 	acct := &Account{PerRequest: b.PerRequest, AssumedOutput: b.DefaultMaxTokens}
@@ -153,6 +160,10 @@ func (b *Budget) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 			k, ok = b.Store().Match(sum)
 		}
 		switch {
+		case !ok && b.anonymousOK(r):
+			// Tools insist on sending some key; from a network allowed
+			// in without one, an unknown key counts as none.
+			acct.KeyID = ledger.Anonymous
 		case !ok:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="llm gateway", error="invalid_token"`)
 			dialects.WriteError(w, d, &dialects.Error{Status: http.StatusUnauthorized, Code: "invalid_api_key",
@@ -163,9 +174,10 @@ func (b *Budget) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 			dialects.WriteError(w, d, &dialects.Error{Status: http.StatusUnauthorized, Code: "revoked_api_key",
 				Message: "the key " + k.Name + " was revoked"})
 			return nil
+		default:
+			acct.KeyID = k.Name
 		}
-		acct.KeyID = k.Name
-		if k.DailyUSD > 0 || k.MonthlyUSD > 0 {
+		if acct.KeyID != ledger.Anonymous && (k.DailyUSD > 0 || k.MonthlyUSD > 0) {
 			lim = Limits{Daily: k.DailyUSD, Monthly: k.MonthlyUSD}
 		}
 	}
@@ -280,8 +292,9 @@ func (b *Budget) serveBudget(w http.ResponseWriter, r *http.Request, a *Account)
 // its estimated input plus its output limit, priced at the dearest
 // target of the plan (a fallback may land there). The error is ready for
 // the client: 400 when one request may cost more than the per-request
-// cap, 429 when a limit has no room, 503 when storage is not open.
-func (g *Gateway) reserve(a *Account, ex *Exchange, f *analysis) (*ledger.Hold, *dialects.Error) {
+// cap, 429 when a limit has no room (the refusal then says which), 503
+// when storage is not open.
+func (g *Gateway) reserve(a *Account, ex *Exchange, f *analysis) (*ledger.Hold, *ledger.Refusal, *dialects.Error) {
 	in := len(ex.Body) / 4
 	maxOut := 0
 	if f != nil {
@@ -304,13 +317,13 @@ func (g *Gateway) reserve(a *Account, ex *Exchange, f *analysis) (*ledger.Hold, 
 		worst = max(worst, c)
 	}
 	if a.PerRequest > 0 && worst > a.PerRequest {
-		return nil, &dialects.Error{Status: http.StatusBadRequest, Code: "request_over_cap", Param: "max_tokens",
+		return nil, nil, &dialects.Error{Status: http.StatusBadRequest, Code: "request_over_cap", Param: "max_tokens",
 			Message: "this request may cost up to $" + strconv.FormatFloat(worst, 'f', 4, 64) + ", more than the gateway's per-request cap of $" +
 				strconv.FormatFloat(a.PerRequest, 'f', 2, 64) + ": lower max_tokens or shorten the input"}
 	}
 	l := g.waitLedger()
 	if l == nil {
-		return nil, &dialects.Error{Status: http.StatusServiceUnavailable, Message: "the gateway's storage is not open yet"}
+		return nil, nil, &dialects.Error{Status: http.StatusServiceUnavailable, Message: "the gateway's storage is not open yet"}
 	}
 	h, ref := l.Reserve(ledger.Reservation{Time: ex.Start, KeyID: a.KeyID, Session: a.Session, USD: worst, Limits: a.Limits})
 	if ref != nil {
@@ -318,9 +331,9 @@ func (g *Gateway) reserve(a *Account, ex *Exchange, f *analysis) (*ledger.Hold, 
 		if !ref.Resets.IsZero() {
 			e.RetryAfter = max(1, int(ref.Resets.Sub(g.Now()).Seconds()+0.999))
 		}
-		return nil, e
+		return nil, ref, e
 	}
-	return h, nil
+	return h, nil, nil
 }
 
 // setBudgetHeaders tells the client what is left of its tightest limit

@@ -226,6 +226,13 @@ func TestBudgetKeys(t *testing.T) {
 	if en := e.lastEntry(t); en.KeyID != ledger.Anonymous {
 		t.Errorf("anonymous entry key id %q", en.KeyID)
 	}
+	// From there, an unknown key counts as none; a revoked one does not.
+	if rec = e.do(t, "POST", "/v1/chat/completions", chat("m1"), bearer("sk-dummy")); rec.Code != 200 || e.lastEntry(t).KeyID != ledger.Anonymous {
+		t.Errorf("unknown key from an allowed network: %d %s", rec.Code, rec.Body)
+	}
+	if rec = e.do(t, "POST", "/v1/chat/completions", chat("m1"), bearer(bobKey)); rec.Code != 401 {
+		t.Errorf("revoked key from an allowed network: %d", rec.Code)
+	}
 	e.b.Anonymous = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	if rec = e.do(t, "POST", "/v1/chat/completions", chat("m1"), nil); rec.Code != 401 {
 		t.Errorf("anonymous from another network: %d", rec.Code)

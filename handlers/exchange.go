@@ -44,6 +44,63 @@ type Exchange struct {
 	// llm_budget); Hold is its reservation, settled when it ends.
 	Account *Account
 	Hold    *ledger.Hold
+
+	// UpstreamTime is the time spent inside upstream calls, summed over
+	// the attempts: each lasts from handing the request to the
+	// provider's reverse proxy until it returns (a stream passing
+	// through the gateway's writers included). RetryWait is the time
+	// spent waiting before retries. Neither counts as the gateway's
+	// overhead (see Overhead).
+	UpstreamTime time.Duration
+	RetryWait    time.Duration
+	// UpstreamHeaders is how long the current attempt waited for the
+	// provider's response headers; gotHeaders says they came.
+	UpstreamHeaders time.Duration
+	gotHeaders      bool
+	// callStart is when the current upstream call began (zero outside
+	// of one).
+	callStart time.Time
+}
+
+// beginCall marks the start of an upstream call at now.
+func (ex *Exchange) beginCall(now time.Time) {
+	ex.callStart = now
+	ex.UpstreamHeaders, ex.gotHeaders = 0, false
+}
+
+// headersArrived marks the provider's response headers of the current
+// call arriving at now.
+func (ex *Exchange) headersArrived(now time.Time) {
+	if ex.callStart.IsZero() || ex.gotHeaders {
+		return
+	}
+	ex.UpstreamHeaders, ex.gotHeaders = now.Sub(ex.callStart), true
+}
+
+// endCall marks the end of the current upstream call at now.
+func (ex *Exchange) endCall(now time.Time) {
+	if ex.callStart.IsZero() {
+		return
+	}
+	ex.UpstreamTime += now.Sub(ex.callStart)
+	ex.callStart = time.Time{}
+}
+
+// Overhead is the gateway's own time in the exchange up to now: the time
+// since it started minus the time inside upstream calls and minus retry
+// waits. Inside a call (when the answer's headers are committed while
+// the provider streams) the call counts up to the provider's headers,
+// so the overhead is the gateway's share of the time to first byte.
+func (ex *Exchange) Overhead(now time.Time) time.Duration {
+	up := ex.UpstreamTime
+	if !ex.callStart.IsZero() {
+		if ex.gotHeaders {
+			up += ex.UpstreamHeaders
+		} else {
+			up += now.Sub(ex.callStart)
+		}
+	}
+	return max(now.Sub(ex.Start)-up-ex.RetryWait, 0)
 }
 
 type exchangeKey struct{}

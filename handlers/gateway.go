@@ -18,6 +18,7 @@ import (
 
 	"github.com/llmgate/caddy-llmgate/ledger"
 	"github.com/llmgate/caddy-llmgate/routing"
+	"github.com/llmgate/caddy-llmgate/telemetry"
 )
 
 // Gateway is the state one config's handlers share: the catalog, one
@@ -53,6 +54,14 @@ type Gateway struct {
 	ProxyInfo bool
 	// Sleep waits d or until ctx ends; tests replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
+
+	// Metrics receives each request's metrics (Prometheus); nil records
+	// none.
+	Metrics *telemetry.Metrics
+	// OverheadHeader adds X-Llm-Overhead-Ms to generation answers: the
+	// gateway's own time in milliseconds up to the moment the answer's
+	// headers are sent (see Exchange.Overhead).
+	OverheadHeader bool
 
 	ledger atomic.Pointer[ledger.Ledger]
 	ready  chan struct{}

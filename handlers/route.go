@@ -16,6 +16,7 @@ import (
 	"github.com/llmgate/caddy-llmgate/dialects"
 	"github.com/llmgate/caddy-llmgate/ledger"
 	"github.com/llmgate/caddy-llmgate/routing"
+	"github.com/llmgate/caddy-llmgate/telemetry"
 )
 
 // Route is the llm_route middleware. It answers the gateway's own
@@ -122,11 +123,12 @@ func (h *Route) serveGenerate(w http.ResponseWriter, r *http.Request, next caddy
 				ex.Chat = chat
 			}
 		}
-		hold, berr := g.reserve(acct, ex, a)
+		hold, ref, berr := g.reserve(acct, ex, a)
 		if berr != nil {
 			// Asking again does not help until the limit resets or the
 			// request changes: tell SDKs not to retry on their own.
 			w.Header().Set("X-Should-Retry", "false")
+			g.countRefusal(ref, berr)
 			h.refuse(w, r, ex, berr, "budget")
 			return nil
 		}
@@ -139,6 +141,7 @@ func (h *Route) serveGenerate(w http.ResponseWriter, r *http.Request, next caddy
 // refuse answers a request the gateway will not send upstream, and
 // records it.
 func (h *Route) refuse(w http.ResponseWriter, r *http.Request, ex *Exchange, e *dialects.Error, kind string) {
+	h.GW.setOverheadHeader(w.Header(), ex)
 	dialects.WriteError(w, ex.Endpoint.Dialect, e)
 	entry := ledger.Entry{Endpoint: ex.Endpoint.Name, Stream: ex.Request.Stream, ErrorKind: kind}
 	if ex.Plan != nil {
@@ -260,7 +263,7 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 			ex.Usage = dialects.Usage{}
 			ex.UpstreamStatus = 0
 			publish(r, ex.Decision, plan)
-			aw = newAttemptWriter(w, base, ex, proxyInfo, func(hd http.Header) { setDecisionHeaders(hd, ex) })
+			aw = newAttemptWriter(w, base, ex, proxyInfo, func(hd http.Header) { g.answerHeaders(hd, ex) })
 			err := h.attempt(aw, r, next, ex)
 
 			// The attempt answered: a success or an error that is the
@@ -337,7 +340,10 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 			if wait == 0 {
 				wait = min(backoff(g.RetryBackoff, try), g.MaxRetryWait)
 			}
-			if g.Sleep(r.Context(), wait) != nil {
+			slept := g.Now()
+			serr := g.Sleep(r.Context(), wait)
+			ex.RetryWait += g.Now().Sub(slept)
+			if serr != nil {
 				entry.ErrorKind = "client_closed"
 				h.finish(r, ex, &entry, 499)
 				return nil
@@ -350,13 +356,13 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	switch {
 	case lastHeld == nil && lastErr == nil && gwErr != nil:
 		resetHeader(w.Header(), base)
-		setDecisionHeaders(w.Header(), ex)
+		g.answerHeaders(w.Header(), ex)
 		dialects.WriteError(w, ep.Dialect, gwErr)
 		entry.ErrorKind = "gateway"
 		h.finish(r, ex, &entry, gwErr.Status)
 	case lastHeld != nil:
 		aw = lastHeld
-		aw.commitHeaders = func(hd http.Header) { setDecisionHeaders(hd, ex) }
+		aw.commitHeaders = func(hd http.Header) { g.answerHeaders(hd, ex) }
 		aw.replay()
 		entry.ErrorKind = "upstream_status"
 		h.finish(r, ex, &entry, aw.status)
@@ -367,7 +373,7 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 			entry.ErrorKind = "gateway"
 		}
 		resetHeader(w.Header(), base)
-		setDecisionHeaders(w.Header(), ex)
+		g.answerHeaders(w.Header(), ex)
 		dialects.WriteError(w, ep.Dialect, e)
 		h.finish(r, ex, &entry, e.Status)
 	default:
@@ -376,6 +382,7 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		for _, s := range plan.Skipped {
 			why = append(why, s.Model+": "+s.Reason)
 		}
+		g.setOverheadHeader(w.Header(), ex)
 		dialects.WriteError(w, ep.Dialect, &dialects.Error{Status: http.StatusServiceUnavailable, Code: "provider_unavailable",
 			Message: routing.ErrNoneAvailable.Error() + ": " + strings.Join(why, "; ")})
 		entry.ErrorKind = "unavailable"
@@ -464,11 +471,13 @@ func tokens(u dialects.Usage) ledger.Tokens {
 // finish fills the ledger entry from the exchange and records it.
 func (h *Route) finish(r *http.Request, ex *Exchange, e *ledger.Entry, status int) {
 	g := h.GW
+	now := g.Now()
+	overhead := ex.Overhead(now)
 	e.Time = ex.Start
 	e.Status = status
 	e.Attempts = ex.Attempts
 	e.Fallback = ex.Fallback > 0
-	e.LatencyMS = float64(g.Now().Sub(ex.Start).Microseconds()) / 1000
+	e.LatencyMS = float64(now.Sub(ex.Start).Microseconds()) / 1000
 	if d := ex.Decision; d != nil {
 		e.Provider = d.Provider.Name
 		e.Model = d.Model.ID
@@ -491,6 +500,7 @@ func (h *Route) finish(r *http.Request, ex *Exchange, e *ledger.Entry, status in
 		if e.KeyID != "" {
 			extra.Add(zap.String("llm_key", e.KeyID))
 		}
+		extra.Add(zap.Float64("llm_overhead_ms", float64(overhead.Microseconds())/1000))
 	}
 	if ex.Hold != nil {
 		// Replace the reservation by the actual cost, in one step with
@@ -498,9 +508,59 @@ func (h *Route) finish(r *http.Request, ex *Exchange, e *ledger.Entry, status in
 		if err := ex.Hold.Settle(*e); err != nil {
 			g.Logger.Error("ledger entry lost", zap.String("model", e.Model), zap.String("provider", e.Provider), zap.Error(err))
 		}
+	} else {
+		g.record(r.Context(), *e)
+	}
+	g.observe(ex, e, overhead)
+}
+
+// observe hands a finished request to the metrics, and what its
+// account's limits have left now that it is settled.
+func (g *Gateway) observe(ex *Exchange, e *ledger.Entry, overhead time.Duration) {
+	m := g.Metrics
+	if m == nil {
 		return
 	}
-	g.record(r.Context(), *e)
+	m.Observe(*e, overhead)
+	if a := ex.Account; a != nil && len(a.Limits) > 0 {
+		if l := g.ledger.Load(); l != nil {
+			m.BudgetRemaining(a.KeyID, l.Remaining(g.Now(), a.KeyID, a.Session, a.Limits))
+		}
+	}
+}
+
+// countRefusal counts a budget refusal (see reserve) by the limit that
+// made it: the per-request cap (400) or the limit the refusal names.
+func (g *Gateway) countRefusal(ref *ledger.Refusal, e *dialects.Error) {
+	m := g.Metrics
+	if m == nil {
+		return
+	}
+	switch {
+	case e.Status == http.StatusBadRequest:
+		m.BudgetRefused(telemetry.ScopeRequest, telemetry.WindowRequest)
+	case ref != nil:
+		m.BudgetRefused(ref.Limit.Scope, ref.Limit.Window.String())
+	}
+}
+
+// answerHeaders sets what every answer of an exchange carries, just
+// before its headers are sent: the decision's x-llm-* headers and, when
+// enabled, X-Llm-Overhead-Ms.
+func (g *Gateway) answerHeaders(h http.Header, ex *Exchange) {
+	setDecisionHeaders(h, ex)
+	g.setOverheadHeader(h, ex)
+}
+
+// setOverheadHeader sets X-Llm-Overhead-Ms when enabled: the gateway's
+// own time in milliseconds until now, the moment the headers are sent,
+// so it covers the time to the first byte (a stream's later events pass
+// after it).
+func (g *Gateway) setOverheadHeader(h http.Header, ex *Exchange) {
+	if !g.OverheadHeader {
+		return
+	}
+	h.Set("X-Llm-Overhead-Ms", strconv.FormatFloat(float64(ex.Overhead(g.Now()).Microseconds())/1000, 'f', 3, 64))
 }
 
 // publish makes the decision visible to the rest of the chain and to the

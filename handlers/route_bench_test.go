@@ -1,16 +1,20 @@
 package handlers
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/llmgate/caddy-llmgate/keys"
 	"github.com/llmgate/caddy-llmgate/ledger"
 	"github.com/llmgate/caddy-llmgate/routing"
 )
@@ -72,4 +76,79 @@ type fakeProxy struct{ h caddyhttp.Handler }
 
 func (f fakeProxy) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	return f.h.ServeHTTP(w, r)
+}
+
+// BenchmarkRouteBudget is BenchmarkRouteExplicit's request with and
+// without llm_budget in front (key lookup, content estimate, reservation,
+// settlement with the ledger entry), serially and with 64 requests in
+// flight: the ratio between the two is the budget's cost per request.
+func BenchmarkRouteBudget(b *testing.B) {
+	answer := []byte(`{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the fake"},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":7}}`)
+	up := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(200)
+		_, _ = w.Write(answer)
+		return nil
+	})
+	base, _ := url.Parse("https://api.example.test/v1")
+	c, err := routing.NewCatalog(
+		[]*routing.Provider{{Name: "p", Dialect: "openai", URLs: []*url.URL{base}, KeySource: "k", APIKey: "sk-up"}},
+		[]*routing.Model{{ID: "m", Provider: "p", UpstreamID: "m-up", Prices: routing.Prices{Input: 1, Output: 1}}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := `{"model":"m","max_tokens":256,"messages":[{"role":"user","content":"` + strings.Repeat("word ", 200) + `"}]}`
+	const secret = "sk-llm-bench-key"
+	set, _ := keys.NewSet([]keys.Key{{Name: "bench", Hash: keys.Hash(secret)}})
+	for _, budget := range []bool{false, true} {
+		for _, par := range []int{1, 64} {
+			name := fmt.Sprintf("budget=%v/inflight=%d", budget, par)
+			b.Run(name, func(b *testing.B) {
+				db, err := badger.Open(badger.DefaultOptions("").WithInMemory(true).WithLogger(nil))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer db.Close()
+				g := NewGateway(c, map[string]caddyhttp.MiddlewareHandler{"p": fakeProxy{up}}, 0, nil)
+				g.ProxyInfo = false
+				l := ledger.New(db)
+				_ = l.SetLocation(time.UTC)
+				g.AttachLedger(l)
+				route, tr := &Route{GW: g}, &Translate{GW: g}
+				bud := &Budget{GW: g, Keys: set, Global: Limits{Daily: 1e9}, KeyDefault: Limits{Daily: 1e9, Monthly: 1e9}}
+				next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+					return tr.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
+				})
+				chain := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { return route.ServeHTTP(w, r, next) })
+				one := func() {
+					req := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(body))
+					req.Header.Set("Authorization", "Bearer "+secret)
+					rec := httptest.NewRecorder()
+					req = caddyhttp.PrepareRequest(req, caddy.NewReplacer(), rec, &caddyhttp.Server{})
+					var err error
+					if budget {
+						err = bud.ServeHTTP(rec, req, chain)
+					} else {
+						err = chain.ServeHTTP(rec, req)
+					}
+					if err != nil || rec.Code != 200 {
+						b.Error(err, rec.Code, rec.Body.String())
+					}
+				}
+				b.ReportAllocs()
+				if par == 1 {
+					for b.Loop() {
+						one()
+					}
+					return
+				}
+				b.SetParallelism(par / runtime.GOMAXPROCS(0))
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						one()
+					}
+				})
+			})
+		}
+	}
 }

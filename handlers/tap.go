@@ -57,6 +57,9 @@ type usageTap struct {
 	ended  bool
 	// upstreamStatus, when set, receives the provider's own status.
 	upstreamStatus *int
+	// onHeaders, when set, is called when the provider's response
+	// headers arrive (the first final WriteHeader).
+	onHeaders func()
 }
 
 func newUsageTap(w http.ResponseWriter, d dialects.Dialect, strip bool) *usageTap {
@@ -76,6 +79,9 @@ func (t *usageTap) WriteHeader(code int) {
 	t.wroteHeader, t.status = true, code
 	if t.upstreamStatus != nil {
 		*t.upstreamStatus = code
+	}
+	if t.onHeaders != nil {
+		t.onHeaders()
 	}
 	ct, _, _ := mime.ParseMediaType(t.Header().Get("Content-Type"))
 	switch ct {

@@ -54,6 +54,7 @@ func (h *Translate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 
 	tap := newUsageTap(w, target, target == dialects.OpenAI && ex.Request.Stream && !ex.Request.StreamUsage)
 	tap.upstreamStatus = &ex.UpstreamStatus
+	tap.onHeaders = func() { ex.headersArrived(h.GW.Now()) }
 	aborted := true
 	// Deferred so that a stream aborted half-way (reverse_proxy panics
 	// with http.ErrAbortHandler) still hands the usage read so far to
@@ -65,6 +66,8 @@ func (h *Translate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 			ex.Usage = u
 		}
 	}()
+	ex.beginCall(h.GW.Now())
+	defer h.endCall(ex)
 	err = upstream.ServeHTTP(tap, r, next)
 	aborted = err != nil
 	return err
@@ -106,6 +109,7 @@ func (h *Translate) translate(w http.ResponseWriter, r *http.Request, next caddy
 		Model: d.Model.ID, IncludeUsage: ex.Request.StreamUsage, Created: h.GW.Now().Unix(),
 	})
 	tw.upstreamStatus = &ex.UpstreamStatus
+	tw.onHeaders = func() { ex.headersArrived(h.GW.Now()) }
 	aborted := true
 	defer func() {
 		tw.finish(aborted)
@@ -113,9 +117,24 @@ func (h *Translate) translate(w http.ResponseWriter, r *http.Request, next caddy
 			ex.Usage = tw.usage
 		}
 	}()
+	ex.beginCall(h.GW.Now())
+	defer h.endCall(ex)
 	err = upstream.ServeHTTP(tw, r, next)
 	aborted = err != nil && tw.wroteHeader
 	return err
+}
+
+// endCall ends the time of the current upstream call (the provider's
+// reverse proxy returned or panicked) and records how long the provider
+// took to send its headers, when it sent them. A whole answer the
+// gateway rewrites after the call (translation, the error event of a
+// broken stream) is the gateway's time, not the call's.
+func (h *Translate) endCall(ex *Exchange) {
+	ex.endCall(h.GW.Now())
+	if ex.gotHeaders {
+		d := ex.Decision
+		h.GW.Metrics.ObserveUpstream(d.Provider.Name, d.Model.ID, ex.UpstreamHeaders)
+	}
 }
 
 // clientOnlyHeaders are never forwarded upstream: the headers a client

@@ -36,6 +36,9 @@ type translateWriter struct {
 	usageOK     bool
 	// upstreamStatus, when set, receives the provider's own status.
 	upstreamStatus *int
+	// onHeaders, when set, is called when the provider's response
+	// headers arrive (the first final WriteHeader).
+	onHeaders func()
 }
 
 func newTranslateWriter(w http.ResponseWriter, from, to dialects.Dialect, wantStream bool, o dialects.StreamOptions) *translateWriter {
@@ -58,6 +61,9 @@ func (t *translateWriter) WriteHeader(code int) {
 	t.wroteHeader, t.status = true, code
 	if t.upstreamStatus != nil {
 		*t.upstreamStatus = code
+	}
+	if t.onHeaders != nil {
+		t.onHeaders()
 	}
 	ct, _, _ := mime.ParseMediaType(t.Header().Get("Content-Type"))
 	isStream := ct == "text/event-stream" || ct == "application/x-ndjson" ||

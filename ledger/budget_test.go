@@ -246,3 +246,22 @@ func BenchmarkReserveSettle(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReserveRelease is the budget check alone (reserve and release,
+// no ledger write), the baseline BenchmarkReserveSettle adds the write to.
+func BenchmarkReserveRelease(b *testing.B) {
+	l := memLedger(b)
+	limits := []Limit{{Scope: ScopeGlobal, Window: Daily, USD: 1e9}, {Scope: ScopeKey, Window: Monthly, USD: 1e9}, {Scope: ScopeSession, Window: Lifetime, USD: 1e9}}
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			h, ref := l.Reserve(Reservation{Time: time.Now(), KeyID: "bench", Session: "s", USD: 0.01, Limits: limits})
+			if ref != nil {
+				b.Error(ref)
+				return
+			}
+			h.Release()
+		}
+	})
+}
