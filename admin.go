@@ -59,8 +59,9 @@ func init() {
 // of 24 hours) or 720h, or an RFC 3339 time or YYYY-MM-DD date (midnight
 // in the app's time zone). It answers {"deleted": n, "before": time}.
 // There is no default; a time in the future is refused, and so is one
-// inside the current month (budgets count their spend from those
-// entries) unless force=true.
+// after ledger.CountedSince (budgets count their spend from those
+// entries: this month's, and the last week's for sessions) unless
+// force=true.
 //
 //	GET    /llm/keys
 //	POST   /llm/keys          {"name":"alice","daily_usd":5,"monthly_usd":60}
@@ -327,9 +328,9 @@ func (a *adminAPI) prune(w http.ResponseWriter, r *http.Request) error {
 		return adminBadRequest("before (%s) is in the future: that would delete every entry", before.Format(time.RFC3339))
 	}
 	force, _ := strconv.ParseBool(q.Get("force"))
-	if month := ledger.MonthStart(t, loc); before.After(month) && !force {
-		return adminBadRequest("before (%s) is inside the current month (since %s), whose entries budgets count their spend from; add force=true (caddy llm prune --force) to prune anyway",
-			before.Format(time.RFC3339), month.Format(time.RFC3339))
+	if since := ledger.CountedSince(t, loc); before.After(since) && !force {
+		return adminBadRequest("before (%s) is after %s: budgets count their spend from those entries (this month's, and the last week's for sessions); add force=true (caddy llm prune --force) to prune anyway",
+			before.Format(time.RFC3339), since.Format(time.RFC3339))
 	}
 	n, err := l.Prune(before)
 	if app.logger != nil && n > 0 {

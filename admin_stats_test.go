@@ -257,7 +257,7 @@ func TestAdminPrune(t *testing.T) {
 		{"POST", "/llm/prune?before=soon", 400, "neither an age"},
 		{"POST", "/llm/prune?before=-5d", 400, "not positive"},
 		{"POST", "/llm/prune?before=2027-01-01", 400, "future"},
-		{"POST", "/llm/prune?before=1d", 400, "current month"},
+		{"POST", "/llm/prune?before=1d", 400, "budgets count their spend"},
 	} {
 		rec, msg := adminCall(t, c.method, c.target)
 		if rec.Code != c.status || !strings.Contains(msg, c.msg) {

@@ -57,13 +57,16 @@ type Budget struct {
 
 	// Anonymous lists the client networks (CIDR or single addresses;
 	// "loopback", "private_ranges" and "any" are shortcuts) that may send
-	// requests without a key (counted as the key "anonymous"); from them
+	// requests without a key (counted as the key "anonymous"), judged by
+	// the client address Caddy resolves (see the server's
+	// trusted_proxies); from them
 	// an unknown key counts as none, since many tools insist on sending
 	// one. Default: none; every request needs a key.
 	Anonymous []string `json:"anonymous,omitempty"`
 
 	// DefaultMaxTokens is the output, in tokens, reserved for a request
-	// that sets no output limit, capped at the model's max output.
+	// that sets no output limit when the model's max output is unknown
+	// (when it is known, that is what such a request may cost).
 	// Default: 4096.
 	DefaultMaxTokens int `json:"default_max_tokens,omitempty"`
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -56,8 +57,8 @@ Lines to standard output or a file.
   caddy llm prune --before 90d
 
 deletes the ledger entries older than an age (90d, 720h) or a time
-(RFC 3339 or YYYY-MM-DD). Entries of the current month, which budgets
-count from, are kept unless --force is given.
+(RFC 3339 or YYYY-MM-DD). Entries budgets count from (this month's, and
+the last week's for sessions) are kept unless --force is given.
 
   caddy llm key create --name alice [--daily 5] [--monthly 60]
   caddy llm key list
@@ -129,7 +130,7 @@ from standard input (or of a new one) for an llm_budget key line.`,
 			}
 			f = prune.Flags()
 			f.String("before", "", "delete entries older than this age (90d, 720h) or time (RFC 3339 or YYYY-MM-DD)")
-			f.Bool("force", false, "also delete entries of the current month, which budgets count from")
+			f.Bool("force", false, "also delete entries budgets count from (this month, the last week)")
 			addAdminFlags(prune)
 			cmd.AddCommand(prune)
 			cmd.AddCommand(keyCommand())
@@ -382,23 +383,28 @@ func cmdExport(fl caddycmd.Flags) (code int, err error) {
 	}
 	defer resp.Body.Close()
 	var dst io.Writer = os.Stdout
-	if name := fl.String("output"); name != "" && name != "-" {
-		f, ferr := os.Create(name)
-		if ferr != nil {
-			return 1, ferr
+	name := fl.String("output")
+	if name == "" || name == "-" {
+		if _, err := io.Copy(dst, resp.Body); err != nil {
+			return 1, fmt.Errorf("the export was cut short: %v", err)
 		}
-		defer func() {
-			if cerr := f.Close(); cerr != nil && err == nil {
-				code, err = 1, cerr
-			}
-			if err != nil {
-				// Leave no partial file behind.
-				_ = os.Remove(name)
-			}
-		}()
-		dst = f
+		return 0, nil
 	}
-	if _, err := io.Copy(dst, resp.Body); err != nil {
+	// Write beside the target and rename when complete: a failed export
+	// leaves an existing file as it was and no partial one.
+	f, err := os.CreateTemp(filepath.Dir(name), filepath.Base(name)+".part-*")
+	if err != nil {
+		return 1, err
+	}
+	_, err = io.Copy(f, resp.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), name)
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
 		return 1, fmt.Errorf("the export was cut short: %v", err)
 	}
 	return 0, nil

@@ -47,7 +47,8 @@ type Budget struct {
 	// often insist on sending one), a revoked key is still refused.
 	Anonymous []netip.Prefix
 	// DefaultMaxTokens is the output assumed for the reservation of a
-	// request that sets no output limit (capped at the model's).
+	// request that sets no output limit, for a model whose own limit is
+	// unknown.
 	DefaultMaxTokens int
 }
 
@@ -219,11 +220,17 @@ func (b *Budget) anonymousOK(r *http.Request) bool {
 	if len(b.Anonymous) == 0 {
 		return false
 	}
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	// The client's address as Caddy resolved it (through the server's
+	// trusted_proxies), else the connection's.
+	addr := r.RemoteAddr
+	if v, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && v != "" {
+		addr = v
+	}
+	ap, err := netip.ParseAddrPort(addr)
 	var ip netip.Addr
 	if err == nil {
 		ip = ap.Addr()
-	} else if ip, err = netip.ParseAddr(r.RemoteAddr); err != nil {
+	} else if ip, err = netip.ParseAddr(addr); err != nil {
 		return false
 	}
 	ip = ip.Unmap()
@@ -304,16 +311,21 @@ func (g *Gateway) reserve(a *Account, ex *Exchange, f *analysis) (*ledger.Hold, 
 	var worst float64
 	for i := range ex.Plan.Candidates {
 		m := ex.Plan.Candidates[i].Model
+		// The most the model may write: the client's limit (never more
+		// than the model's), else the model's own limit (what a request
+		// without one may run to), else the assumed output.
 		out := maxOut
-		if out <= 0 {
+		switch {
+		case out > 0 && m.MaxOutput > 0:
+			out = min(out, m.MaxOutput)
+		case out <= 0 && m.MaxOutput > 0:
+			out = m.MaxOutput
+		case out <= 0:
 			out = a.AssumedOutput
-			if m.MaxOutput > 0 {
-				out = min(out, m.MaxOutput)
-			}
 		}
-		// Every input token at the full input price: the most it may
-		// cost.
-		c := ledger.Cost(ledger.Prices{Input: m.Prices.Input, Output: m.Prices.Output}, ledger.Tokens{Input: in, Output: out})
+		// Every input token at the dearer of the input and cache-write
+		// prices.
+		c := ledger.Cost(ledger.Prices{Input: max(m.Prices.Input, m.Prices.CacheWrite), Output: m.Prices.Output}, ledger.Tokens{Input: in, Output: out})
 		worst = max(worst, c)
 	}
 	if a.PerRequest > 0 && worst > a.PerRequest {

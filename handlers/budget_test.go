@@ -376,3 +376,26 @@ func TestLedgerHoldsNoContent(t *testing.T) {
 		}
 	}
 }
+
+// TestReservationWithoutMaxTokens: a request without an output limit may
+// run to the model's own limit, and is reserved (and capped) as such.
+func TestReservationWithoutMaxTokens(t *testing.T) {
+	up := always(200, nil, openAIAnswer("hi", 5, 5))
+	e := newBudgetEnv(t, up, routing.Prices{Input: 100, Output: 100})
+	e.g.Catalog.Model("m1").MaxOutput = 50_000 // up to $5 of output
+	e.b.PerRequest = 1
+	rec := e.do(t, "POST", "/v1/chat/completions", chat("m1"), bearer(aliceKey))
+	if rec.Code != 400 || !strings.Contains(rec.Body.String(), "per-request cap") {
+		t.Errorf("no max_tokens on a 50k-output model under a $1 cap: %d %s", rec.Code, rec.Body)
+	}
+	rec = e.do(t, "POST", "/v1/chat/completions", `{"model":"m1","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`, bearer(aliceKey))
+	if rec.Code != 200 {
+		t.Errorf("with max_tokens: %d %s", rec.Code, rec.Body)
+	}
+	// A max_tokens beyond the model's limit is reserved at the limit.
+	e.b.PerRequest = 6
+	rec = e.do(t, "POST", "/v1/chat/completions", `{"model":"m1","max_tokens":1000000000000,"messages":[{"role":"user","content":"hi"}]}`, bearer(aliceKey))
+	if rec.Code != 200 {
+		t.Errorf("huge max_tokens: %d %s", rec.Code, rec.Body)
+	}
+}

@@ -45,6 +45,9 @@ type Exchange struct {
 	Account *Account
 	Hold    *ledger.Hold
 
+	// finished is set by the first finish.
+	finished bool
+
 	// UpstreamTime is the time spent inside upstream calls, summed over
 	// the attempts: each lasts from handing the request to the
 	// provider's reverse proxy until it returns (a stream passing

@@ -470,6 +470,12 @@ func tokens(u dialects.Usage) ledger.Tokens {
 
 // finish fills the ledger entry from the exchange and records it.
 func (h *Route) finish(r *http.Request, ex *Exchange, e *ledger.Entry, status int) {
+	if ex.finished {
+		// A panic out of a first finish reaches the recover in
+		// attempts: the request is recorded once.
+		return
+	}
+	ex.finished = true
 	g := h.GW
 	now := g.Now()
 	overhead := ex.Overhead(now)

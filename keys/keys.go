@@ -154,8 +154,14 @@ func match(m map[[32]byte]Key, sum [32]byte) (Key, bool) {
 	return k, true
 }
 
-// storePrefix is the key space of key records in the database.
-var storePrefix = []byte("keys/")
+// storePrefix is the key space of key records in the database: the
+// current record of each name under keys/<name>, and the revoked records
+// of names given a new key under keys/!revoked/<hash> ("!" is never in a
+// name), so their secrets stay refused as revoked.
+var (
+	storePrefix   = []byte("keys/")
+	revokedPrefix = "!revoked/"
+)
 
 // Store keeps key records in Badger, with an in-memory index. One store
 // serves every config of a process (the database is shared), so keys
@@ -178,6 +184,10 @@ func OpenStore(db *badger.DB) (*Store, error) {
 			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &k) }); err != nil {
 				return fmt.Errorf("reading key record %s: %w", it.Item().Key(), err)
 			}
+			if strings.HasPrefix(string(it.Item().Key()[len(storePrefix):]), revokedPrefix) {
+				s.indexHash(k)
+				continue
+			}
 			s.index(k)
 		}
 		return nil
@@ -191,17 +201,33 @@ func OpenStore(db *badger.DB) (*Store, error) {
 func (s *Store) index(k Key) {
 	k.Source = "store"
 	s.byName[k.Name] = k
+	s.indexHash(k)
+}
+
+func (s *Store) indexHash(k Key) {
+	k.Source = "store"
 	if h, err := ParseHash(k.Hash); err == nil {
 		s.byHash[h] = k
 	}
 }
 
-func (s *Store) put(k Key) error {
+// put stores k as its name's record and, when k replaces a revoked
+// record, archives that one in the same transaction.
+func (s *Store) put(k Key, archive *Key) error {
 	v, err := json.Marshal(k)
 	if err != nil {
 		return err
 	}
 	return s.db.Update(func(txn *badger.Txn) error {
+		if archive != nil {
+			av, err := json.Marshal(archive)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set([]byte(string(storePrefix)+revokedPrefix+archive.Hash), av); err != nil {
+				return err
+			}
+		}
 		return txn.Set(append(append([]byte{}, storePrefix...), k.Name...), v)
 	})
 }
@@ -222,16 +248,16 @@ func (s *Store) Create(name string, dailyUSD, monthlyUSD float64, now time.Time)
 	k := Key{Name: name, Hash: Hash(secret), DailyUSD: dailyUSD, MonthlyUSD: monthlyUSD, Created: now.UTC(), Source: "store"}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.byName[name]; ok && old.Revoked == nil {
-		return "", Key{}, fmt.Errorf("%w: %s (revoke it first)", ErrExists, name)
-	}
-	if err := s.put(k); err != nil {
-		return "", Key{}, fmt.Errorf("storing key %s: %w", name, err)
-	}
+	var archive *Key
 	if old, ok := s.byName[name]; ok {
-		if h, err := ParseHash(old.Hash); err == nil {
-			delete(s.byHash, h)
+		if old.Revoked == nil {
+			return "", Key{}, fmt.Errorf("%w: %s (revoke it first)", ErrExists, name)
 		}
+		// The old secret stays known, as revoked.
+		archive = &old
+	}
+	if err := s.put(k, archive); err != nil {
+		return "", Key{}, fmt.Errorf("storing key %s: %w", name, err)
 	}
 	s.index(k)
 	return secret, k, nil
@@ -251,7 +277,7 @@ func (s *Store) Revoke(name string, now time.Time) (Key, error) {
 	}
 	t := now.UTC()
 	k.Revoked = &t
-	if err := s.put(k); err != nil {
+	if err := s.put(k, nil); err != nil {
 		return Key{}, fmt.Errorf("storing key %s: %w", name, err)
 	}
 	s.index(k)

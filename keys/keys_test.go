@@ -128,10 +128,24 @@ func TestStore(t *testing.T) {
 	if k, ok := s.Match(Sum(secret2)); !ok || k.Revoked != nil {
 		t.Errorf("new key: %+v %v", k, ok)
 	}
-	if _, ok := s.Match(Sum(secret)); ok {
-		t.Error("the old secret still matches after its name was reissued")
+	if k, ok := s.Match(Sum(secret)); !ok || k.Revoked == nil {
+		t.Error("the old secret is no longer known as revoked after its name was reissued")
 	}
-	if l := s.List(); len(l) != 1 || l[0].Name != "alice" || l[0].Source != "store" {
+	if l := s.List(); len(l) != 1 || l[0].Name != "alice" || l[0].Source != "store" || l[0].Revoked != nil {
 		t.Errorf("list %+v", l)
+	}
+	// And after a restart.
+	s, err = OpenStore(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, ok := s.Match(Sum(secret)); !ok || k.Revoked == nil {
+		t.Errorf("old secret after reopen: %+v %v", k, ok)
+	}
+	if k, ok := s.Match(Sum(secret2)); !ok || k.Revoked != nil {
+		t.Errorf("new secret after reopen: %+v %v", k, ok)
+	}
+	if l := s.List(); len(l) != 1 {
+		t.Errorf("list after reopen %+v", l)
 	}
 }

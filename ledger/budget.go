@@ -157,7 +157,20 @@ type Hold struct {
 
 // nano is USD in billionths, the unit of the counters: sums of many small
 // costs stay exact.
-func toNano(v float64) int64 { return int64(math.Round(v * 1e9)) }
+// Amounts are clamped to maxUSD, so sums of many never overflow and a
+// huge (or NaN) reservation is refused rather than wrapped around.
+func toNano(v float64) int64 {
+	if v != v || v > maxUSD {
+		v = maxUSD
+	}
+	if v < -maxUSD {
+		v = -maxUSD
+	}
+	return int64(math.Round(v * 1e9))
+}
+
+// maxUSD bounds one amount: a billion dollars, 1e18 in the counters' unit.
+const maxUSD = 1e9
 
 func fromNano(n int64) float64 { return float64(n) / 1e9 }
 
@@ -166,8 +179,11 @@ type counters struct {
 	loc    *time.Location
 	loaded bool
 	scopes map[string]*spend
-	// applies counts updates, to sweep idle sessions now and then.
+	// applies counts updates, to sweep idle sessions now and then;
+	// sweepAt is the map size that triggers a sweep when a scope is
+	// added.
 	applies int
+	sweepAt int
 }
 
 // spend is one scope's counters. day and month are the starts of the
@@ -249,6 +265,10 @@ func (c *counters) add(name string, t time.Time, nano int64) {
 	if month == s.month {
 		s.monthSpent += nano
 	}
+	if s.session && !s.last.IsZero() && t.Sub(s.last) > SessionIdle {
+		// The session went idle and starts over.
+		s.total = 0
+	}
 	s.total += nano
 	if t.After(s.last) {
 		s.last = t
@@ -309,10 +329,7 @@ func (l *Ledger) SetLocation(loc *time.Location) error {
 	defer l.applyMu.Unlock()
 	now := l.now()
 	_, month := windowStarts(now, loc)
-	from := time.Unix(month, 0)
-	if s := now.Add(-sessionReload); s.Before(from) {
-		from = s
-	}
+	from := CountedSince(now, loc)
 	fresh := &counters{loc: loc, loaded: true, scopes: map[string]*spend{}}
 	l.mu.RLock()
 	if l.closed {
@@ -367,6 +384,19 @@ func (l *Ledger) SetLocation(loc *time.Location) error {
 	return nil
 }
 
+// CountedSince is the oldest time whose entries the budget counters are
+// rebuilt from at now: the start of the month in loc, or a week back for
+// sessions, whichever is earlier. Pruning entries after it changes what
+// budgets count after a restart.
+func CountedSince(now time.Time, loc *time.Location) time.Time {
+	_, month := windowStarts(now, loc)
+	from := time.Unix(month, 0)
+	if s := now.Add(-sessionReload); s.Before(from) {
+		from = s
+	}
+	return from
+}
+
 // Location returns the time zone of the budget windows.
 func (l *Ledger) Location() *time.Location {
 	l.bmu.Lock()
@@ -400,9 +430,21 @@ func (l *Ledger) Reserve(r Reservation) (*Hold, *Refusal) {
 	}
 	h := &Hold{l: l, nano: nano, scopes: scopeNames(r.KeyID, r.Session)}
 	for _, name := range h.scopes {
-		s := c.get(name)
+		s := c.scopes[name]
+		if s == nil {
+			// Many sessions come and go: forget the idle ones as the
+			// map grows.
+			if len(c.scopes) >= c.sweepAt {
+				c.sweep(r.Time)
+				c.sweepAt = max(1024, 2*len(c.scopes))
+			}
+			s = c.get(name)
+		}
 		s.reserved += nano
 		if s.session && r.Time.After(s.last) {
+			if !s.last.IsZero() && r.Time.Sub(s.last) > SessionIdle {
+				s.total = 0
+			}
 			s.last = r.Time
 		}
 	}

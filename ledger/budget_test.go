@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"math"
 	"math/rand"
 	"strings"
 	"sync"
@@ -264,4 +265,57 @@ func BenchmarkReserveRelease(b *testing.B) {
 			h.Release()
 		}
 	})
+}
+
+// TestReserveBounds: an absurd reservation (overflowing the counters'
+// unit, or NaN) is refused, never wrapped around to nothing.
+func TestReserveBounds(t *testing.T) {
+	l := memLedger(t)
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	limits := []Limit{{Scope: ScopeKey, Window: Daily, USD: 1}}
+	for _, usd := range []float64{1e12, Cost(Prices{Output: 15}, Tokens{Output: 1e15}), math.NaN(), math.Inf(1)} {
+		if h, ref := l.Reserve(Reservation{Time: now, KeyID: "k", USD: usd, Limits: limits}); ref == nil {
+			h.Release()
+			t.Errorf("reservation of $%v admitted under a $1 limit", usd)
+		}
+	}
+}
+
+// TestSessionStartsOverAfterIdle: a session idle for longer than
+// SessionIdle has nothing spent, also after a reservation brings it
+// back.
+func TestSessionStartsOverAfterIdle(t *testing.T) {
+	l := memLedger(t)
+	t0 := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+	limits := []Limit{{Scope: ScopeSession, Window: Lifetime, USD: 3}}
+	if err := l.Record(Entry{Time: t0, KeyID: "k", Session: "s", CostUSD: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ref := l.Reserve(Reservation{Time: t0.Add(time.Hour), KeyID: "k", Session: "s", USD: 0.1, Limits: limits}); ref == nil {
+		t.Fatal("a spent session admitted more")
+	}
+	later := t0.Add(30 * time.Hour)
+	for i := 0; i < 2; i++ {
+		h, ref := l.Reserve(Reservation{Time: later, KeyID: "k", Session: "s", USD: 0.1, Limits: limits})
+		if ref != nil {
+			t.Fatalf("request %d after the idle time refused: %v", i, ref)
+		}
+		if err := h.Settle(Entry{Time: later, KeyID: "k", Session: "s", CostUSD: 0.1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := l.Spent(later, ScopeSession, "k", "s", Lifetime); got < 0.199 || got > 0.201 {
+		t.Errorf("session spend after starting over = %v, want 0.2", got)
+	}
+	// The rebuild agrees.
+	if err := l.SetLocation(time.FixedZone("X", 3600)); err != nil {
+		t.Fatal(err)
+	}
+	l.now = func() time.Time { return later }
+	if err := l.SetLocation(time.UTC); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Spent(later, ScopeSession, "k", "s", Lifetime); got < 0.199 || got > 0.201 {
+		t.Errorf("session spend after a rebuild = %v, want 0.2", got)
+	}
 }
