@@ -3,7 +3,6 @@ package llmgate
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -421,9 +420,9 @@ func parseModel(d *caddyfile.Dispenser) (ModelConfig, int, error) {
 			// leaves out stay unset (they default to the input price).
 			var prices [4]*float64
 			for i, a := range args {
-				f, err := strconv.ParseFloat(strings.TrimPrefix(a, "$"), 64)
-				if err != nil || f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
-					return m, line, d.Errf("price: invalid amount %q", a)
+				f, err := parseUSD(a)
+				if err != nil {
+					return m, line, d.Errf("price: %v", err)
 				}
 				prices[i] = &f
 			}

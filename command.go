@@ -92,15 +92,10 @@ from standard input (or of a new one) for an llm_budget key line.`,
 				Args:  cobra.NoArgs,
 				RunE:  caddycmd.WrapCommandFuncForCobra(cmdStats),
 			}
+			addWindowFlags(stats)
 			f = stats.Flags()
-			f.Bool("today", false, "today only (in the llm app's time zone)")
-			f.Bool("month", false, "this month only (in the llm app's time zone)")
-			f.String("from", "", "the window's start: an RFC 3339 time or a YYYY-MM-DD date")
-			f.String("to", "", "the window's end (exclusive; a YYYY-MM-DD date includes that day)")
 			f.String("by", "", "group by model, provider, key, tier or day (default: totals only)")
 			f.Bool("json", false, "print the report as JSON")
-			stats.MarkFlagsMutuallyExclusive("today", "month", "from")
-			stats.MarkFlagsMutuallyExclusive("today", "month", "to")
 			addAdminFlags(stats)
 			cmd.AddCommand(stats)
 
@@ -110,15 +105,10 @@ from standard input (or of a new one) for an llm_budget key line.`,
 				Args:  cobra.NoArgs,
 				RunE:  caddycmd.WrapCommandFuncForCobra(cmdExport),
 			}
+			addWindowFlags(export)
 			f = export.Flags()
 			f.String("format", "csv", "csv or json (JSON Lines: one entry per line)")
-			f.Bool("today", false, "today only (in the llm app's time zone)")
-			f.Bool("month", false, "this month only (in the llm app's time zone)")
-			f.String("from", "", "the window's start: an RFC 3339 time or a YYYY-MM-DD date")
-			f.String("to", "", "the window's end (exclusive; a YYYY-MM-DD date includes that day)")
 			f.StringP("output", "o", "", "the file to write (default: standard output)")
-			export.MarkFlagsMutuallyExclusive("today", "month", "from")
-			export.MarkFlagsMutuallyExclusive("today", "month", "to")
 			addAdminFlags(export)
 			cmd.AddCommand(export)
 
@@ -136,6 +126,18 @@ from standard input (or of a new one) for an llm_budget key line.`,
 			cmd.AddCommand(keyCommand())
 		},
 	})
+}
+
+// addWindowFlags adds the flags that pick a window of the ledger
+// (read by windowQuery).
+func addWindowFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.Bool("today", false, "today only (in the llm app's time zone)")
+	f.Bool("month", false, "this month only (in the llm app's time zone)")
+	f.String("from", "", "the window's start: an RFC 3339 time or a YYYY-MM-DD date")
+	f.String("to", "", "the window's end (exclusive; a YYYY-MM-DD date includes that day)")
+	cmd.MarkFlagsMutuallyExclusive("today", "month", "from")
+	cmd.MarkFlagsMutuallyExclusive("today", "month", "to")
 }
 
 // addAdminFlags adds the flags that locate the admin API.

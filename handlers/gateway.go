@@ -119,16 +119,7 @@ const ledgerWait = 10 * time.Second
 // record writes e to the ledger, waiting briefly if storage is still
 // opening (Caddy may start serving before the llm app has started).
 func (g *Gateway) record(ctx context.Context, e ledger.Entry) {
-	l := g.ledger.Load()
-	if l == nil {
-		t := time.NewTimer(ledgerWait)
-		select {
-		case <-g.ready:
-		case <-t.C:
-		}
-		t.Stop()
-		l = g.ledger.Load()
-	}
+	l := g.waitLedger()
 	if l == nil {
 		g.Logger.Error("ledger entry lost: storage not open", zap.String("model", e.Model), zap.String("provider", e.Provider))
 		return

@@ -24,20 +24,7 @@ import (
 // analysis), with the _proxy object on and off: the cost of planning,
 // the attempt writer and the ledger entry around a fake upstream.
 func BenchmarkRouteExplicit(b *testing.B) {
-	answer := []byte(`{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the fake"},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":7}}`)
-	up := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(200)
-		_, _ = w.Write(answer)
-		return nil
-	})
-	base, _ := url.Parse("https://api.example.test/v1")
-	c, err := routing.NewCatalog(
-		[]*routing.Provider{{Name: "p", Dialect: "openai", URLs: []*url.URL{base}, KeySource: "k", APIKey: "sk-up"}},
-		[]*routing.Model{{ID: "m", Provider: "p", UpstreamID: "m-up", Prices: routing.Prices{Input: 1, Output: 1}}}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	c, up := benchTarget(b)
 	db, err := badger.Open(badger.DefaultOptions("").WithInMemory(true).WithLogger(nil))
 	if err != nil {
 		b.Fatal(err)
@@ -71,18 +58,9 @@ func BenchmarkRouteExplicit(b *testing.B) {
 	}
 }
 
-// fakeProxy adapts a handler to the upstream (middleware) interface.
-type fakeProxy struct{ h caddyhttp.Handler }
-
-func (f fakeProxy) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	return f.h.ServeHTTP(w, r)
-}
-
-// BenchmarkRouteBudget is BenchmarkRouteExplicit's request with and
-// without llm_budget in front (key lookup, content estimate, reservation,
-// settlement with the ledger entry), serially and with 64 requests in
-// flight: the ratio between the two is the budget's cost per request.
-func BenchmarkRouteBudget(b *testing.B) {
+// benchTarget is the catalog of the route benchmarks (one OpenAI-dialect
+// provider p, one model m) and a fake upstream with a fixed answer.
+func benchTarget(b *testing.B) (*routing.Catalog, caddyhttp.Handler) {
 	answer := []byte(`{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the fake"},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":7}}`)
 	up := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Content-Type", "application/json")
@@ -97,6 +75,22 @@ func BenchmarkRouteBudget(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return c, up
+}
+
+// fakeProxy adapts a handler to the upstream (middleware) interface.
+type fakeProxy struct{ h caddyhttp.Handler }
+
+func (f fakeProxy) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	return f.h.ServeHTTP(w, r)
+}
+
+// BenchmarkRouteBudget is BenchmarkRouteExplicit's request with and
+// without llm_budget in front (key lookup, content estimate, reservation,
+// settlement with the ledger entry), serially and with 64 requests in
+// flight: the ratio between the two is the budget's cost per request.
+func BenchmarkRouteBudget(b *testing.B) {
+	c, up := benchTarget(b)
 	body := `{"model":"m","max_tokens":256,"messages":[{"role":"user","content":"` + strings.Repeat("word ", 200) + `"}]}`
 	const secret = "sk-llm-bench-key"
 	set, _ := keys.NewSet([]keys.Key{{Name: "bench", Hash: keys.Hash(secret)}})

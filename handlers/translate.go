@@ -141,8 +141,8 @@ func (h *Translate) endCall(ex *Exchange) {
 // may carry its gateway key in, its cookies, the OpenAI organization and
 // project of the client's own account (they would clash with the
 // provider key's), and headers that reveal the client's address.
-var clientOnlyHeaders = []string{"Authorization", "X-Api-Key", "Api-Key", "X-Goog-Api-Key", "Proxy-Authorization",
-	"Cookie", "Openai-Organization", "Openai-Project", "Forwarded", "X-Real-Ip", "Cf-Connecting-Ip", "True-Client-Ip"}
+var clientOnlyHeaders = append([]string{"Authorization", "Proxy-Authorization",
+	"Cookie", "Openai-Organization", "Openai-Project", "Forwarded", "X-Real-Ip", "Cf-Connecting-Ip", "True-Client-Ip"}, keyHeaders...)
 
 // prepareUpstream points r at the provider: body, path, credentials.
 func prepareUpstream(r *http.Request, p *routing.Provider, d dialects.Dialect, body []byte, stream bool) {

@@ -202,14 +202,15 @@ func scopeNames(keyID, session string) []string {
 	names := make([]string, 1, 3)
 	names[0] = ScopeGlobal
 	if keyID != "" {
-		names = append(names, ScopeKey+":"+keyID)
+		names = append(names, scopeName(ScopeKey, keyID, ""))
 	}
 	if session != "" {
-		names = append(names, ScopeSession+":"+keyID+"/"+session)
+		names = append(names, scopeName(ScopeSession, keyID, session))
 	}
 	return names
 }
 
+// scopeName is the counter name of one scope of a key and session.
 func scopeName(scope, keyID, session string) string {
 	switch scope {
 	case ScopeKey:
@@ -542,7 +543,7 @@ func (l *Ledger) apply(e *Entry, h *Hold) {
 			c.add(name, e.Time, nano)
 		}
 	} else if e.Session != "" {
-		s := c.get(ScopeSession + ":" + e.KeyID + "/" + e.Session)
+		s := c.get(scopeName(ScopeSession, e.KeyID, e.Session))
 		if e.Time.After(s.last) {
 			s.last = e.Time
 		}
