@@ -74,6 +74,10 @@ func ClientEndpoint(method, path string) (Endpoint, bool) {
 		return Endpoint{Ollama, false, "ollama_tags"}, method == "GET" || method == "HEAD"
 	case "/v1/models", "/models":
 		return Endpoint{OpenAI, false, "models"}, method == "GET" || method == "HEAD"
+	case "/v1/context/delta":
+		return Endpoint{OpenAI, false, "context_delta"}, method == "POST"
+	case "/v1/context/stats":
+		return Endpoint{OpenAI, false, "context_stats"}, method == "GET" || method == "HEAD"
 	case "/health", "/healthz":
 		return Endpoint{OpenAI, false, "health"}, method == "GET" || method == "HEAD"
 	}

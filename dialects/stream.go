@@ -85,22 +85,28 @@ var ErrUnsupportedStream = errors.New("no stream translation between these diale
 // client dialect.
 func NewStreamTranslator(from, to Dialect, o StreamOptions) (*StreamTranslator, error) {
 	t := &StreamTranslator{}
-	switch from {
-	case OpenAI:
-		t.dec = &openAIStreamDecoder{}
-	case Anthropic:
-		t.dec = &anthropicStreamDecoder{}
-	case Ollama:
-		t.dec = &ollamaStreamDecoder{}
-		t.parser.ndjson = true
-	case Responses:
-		t.dec = &responsesStreamDecoder{}
-	default:
-		return nil, ErrUnsupportedStream
-	}
 	var err error
+	if t.dec, t.parser.ndjson, err = newStreamDecoder(from); err != nil {
+		return nil, err
+	}
 	t.enc, err = newStreamEncoder(to, o)
 	return t, err
+}
+
+// newStreamDecoder returns the stream decoder of a dialect, and whether
+// its stream is NDJSON rather than SSE.
+func newStreamDecoder(from Dialect) (streamDecoder, bool, error) {
+	switch from {
+	case OpenAI:
+		return &openAIStreamDecoder{}, false, nil
+	case Anthropic:
+		return &anthropicStreamDecoder{}, false, nil
+	case Ollama:
+		return &ollamaStreamDecoder{}, true, nil
+	case Responses:
+		return &responsesStreamDecoder{}, false, nil
+	}
+	return nil, false, ErrUnsupportedStream
 }
 
 // newStreamEncoder returns the stream encoder of a client dialect.
