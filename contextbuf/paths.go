@@ -47,6 +47,16 @@ func checkPath(p string) string {
 	return ""
 }
 
+// CheckID says why id is not an acceptable context id (an
+// *InvalidError), or returns nil: an id is 1 to MaxIDLen characters of
+// [A-Za-z0-9._-], not "." or "..".
+func CheckID(id string) error {
+	if r := checkID(id); r != "" {
+		return &InvalidError{Reason: r}
+	}
+	return nil
+}
+
 // checkID returns why id is not an acceptable context id, or "".
 // An id is 1 to MaxIDLen characters of [A-Za-z0-9._-], not "." or "..".
 func checkID(id string) string {

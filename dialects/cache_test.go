@@ -153,6 +153,18 @@ func TestCacheExtras(t *testing.T) {
 		{Anthropic, `{"model":"m","messages":[],"tools":[{"type":"web_search_20250305","name":"web_search"}]}`, "", "web_search_20250305"},
 		{Ollama, `{"model":"m","messages":[],"options":{"num_ctx":8192,"seed":1},"keep_alive":"5m"}`, `options={"num_ctx":8192,"seed":1}`, ""},
 		{"gemini", `{}`, "", "not cached"},
+		// What the neutral request does not hold goes in whole.
+		{OpenAI, `{"messages":[{"role":"user","content":[{"type":"file","file":{"file_id":"f1"}}]}]}`, `messages=[{"role":"user","content":[{"type":"file","file":{"file_id":"f1"}}]}]`, ""},
+		{OpenAI, `{"messages":[{"role":"user","name":"bob","content":"hi"}]}`, `messages=[{"role":"user","name":"bob","content":"hi"}]`, ""},
+		{OpenAI, `{"messages":[{"role":"user","content":"hi","refusal":null}],"tools":[{"type":"function","function":{"name":"f","strict":true}}]}`, `tools=[{"type":"function","function":{"name":"f","strict":true}}]`, ""},
+		{Anthropic, `{"messages":[{"role":"user","content":[{"type":"document","source":{"type":"file","file_id":"f"}}]}]}`, `messages=[{"role":"user","content":[{"type":"document","source":{"type":"file","file_id":"f"}}]}]`, ""},
+		{Anthropic, `{"system":[{"type":"text","text":"s","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":[{"type":"text","text":"x"}]}]}`, "", ""},
+		{Responses, `{"input":[{"role":"user","content":[{"type":"input_file","file_id":"f"}]}]}`, `input=[{"role":"user","content":[{"type":"input_file","file_id":"f"}]}]`, ""},
+		{Responses, `{"input":"x","text":{"verbosity":"low"},"include":["reasoning.encrypted_content"]}`, `include=["reasoning.encrypted_content"]` + "\n" + `text={"verbosity":"low"}`, ""},
+		{Responses, `{"input":"x","include":["message.output_text.logprobs"]}`, "", "log probabilities"},
+		// Duplicate keys, at any depth, keep a request out.
+		{OpenAI, `{"messages":[{"role":"user","content":"a"}],"messages":[{"role":"user","content":"b"}]}`, "", "twice"},
+		{OpenAI, `{"messages":[{"role":"user","content":"a","content":"b"}]}`, "", "twice"},
 	}
 	for _, c := range cases {
 		extras, reason := CacheExtras(c.d, []byte(c.body))

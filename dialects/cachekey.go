@@ -3,6 +3,7 @@ package dialects
 import (
 	"bytes"
 	"sort"
+	"strings"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -30,7 +31,7 @@ var (
 // members that never change an answer: streaming, bookkeeping, the end
 // user's id, storage and routing hints.
 var cacheIgnored = set("stream", "stream_options", "user", "metadata", "store", "service_tier",
-	"prompt_cache_key", "prompt_cache_retention", "safety_identifier", "keep_alive", "include", "truncation")
+	"prompt_cache_key", "prompt_cache_retention", "safety_identifier", "keep_alive", "truncation")
 
 func set(keys ...string) map[string]bool {
 	m := make(map[string]bool, len(keys))
@@ -50,19 +51,23 @@ func set(keys ...string) map[string]bool {
 // tools the provider runs itself (web search: answers age).
 func CacheExtras(d Dialect, body []byte) (extras []byte, reason string) {
 	var held map[string]bool
+	var shapes map[string]shape
 	switch d {
 	case OpenAI:
-		held = openAIHeld
+		held, shapes = openAIHeld, openAIShapes
 	case Anthropic:
-		held = anthropicHeld
+		held, shapes = anthropicHeld, anthropicShapes
 	case Responses:
-		held = responsesHeld
+		held, shapes = responsesHeld, responsesShapes
 	case Ollama:
-		held = ollamaHeld
+		held, shapes = ollamaHeld, ollamaShapes
 	default:
 		return nil, "requests of dialect " + string(d) + " are not cached"
 	}
 	root := gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body)))
+	if duplicateKeys(root) {
+		return nil, "a key appears twice in one object"
+	}
 	var lines [][]byte
 	root.ForEach(func(k, v gjson.Result) bool {
 		name := k.Str
@@ -70,8 +75,16 @@ func CacheExtras(d Dialect, body []byte) (extras []byte, reason string) {
 			reason = r
 			return false
 		}
-		if held[name] || cacheIgnored[name] {
+		if cacheIgnored[name] || v.Type == gjson.Null {
 			return true
+		}
+		if held[name] {
+			// Held by the neutral request, unless it holds more than
+			// the decoders read (an unknown part type, a field they
+			// skip): then the raw member is in the key too.
+			if s, ok := shapes[name]; !ok || s.held(v) {
+				return true
+			}
 		}
 		line := make([]byte, 0, len(name)+len(v.Raw)+1)
 		line = append(line, name...)
@@ -93,6 +106,12 @@ func notCacheable(d Dialect, name string, v gjson.Result) string {
 	case "n":
 		if v.Exists() && v.Type != gjson.Null && v.Int() != 1 {
 			return "more than one choice (n)"
+		}
+	case "include":
+		logprobs := false
+		each(v, func(_, m gjson.Result) bool { logprobs = strings.Contains(m.Str, "logprobs"); return !logprobs })
+		if logprobs {
+			return "log probabilities requested"
 		}
 	case "logprobs", "top_logprobs":
 		if v.Type == gjson.True || v.Type == gjson.Number && v.Int() > 0 && name == "top_logprobs" {

@@ -98,3 +98,41 @@ func FuzzStreamTranslator(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCacheRequest: the cache's reading of a request (CacheExtras) and
+// context injection (PrependSystem) never panic; an injected body stays
+// valid JSON and still reads as a request.
+func FuzzCacheRequest(f *testing.F) {
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"hi"}],"seed":1}`))
+	f.Add([]byte(`{"model":"m","system":[{"type":"text","text":"s"}],"messages":[]}`))
+	f.Add([]byte(`{"model":"m","input":"x","instructions":"be brief","tools":[{"type":"web_search"}]}`))
+	f.Add([]byte(`{"a":{"b":1,"b":2}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, d := range ProviderDialects {
+			CacheExtras(d, body)
+			if _, err := ReadRequest(d, body); err != nil {
+				continue
+			}
+			out, err := PrependSystem(d, body, "<context_delta>\"x\"</context_delta>")
+			if err != nil {
+				continue
+			}
+			if _, rerr := ReadRequest(d, out); rerr != nil {
+				t.Fatalf("%s: injected body unreadable: %v\n%s", d, rerr, out)
+			}
+		}
+	})
+}
+
+// FuzzCollectStream: reading any bytes back as a stream never panics.
+func FuzzCollectStream(f *testing.F) {
+	for _, d := range ProviderDialects {
+		s, _ := ResponseStream(d, &ChatResponse{Model: "m", Stop: StopEnd, Parts: []Part{{Type: PartText, Text: "hi"}, {Type: PartToolCall, ID: "c", Name: "f", Args: "{}"}}}, StreamOptions{Model: "m"})
+		f.Add(string(d), s)
+	}
+	f.Fuzz(func(t *testing.T, d string, body []byte) {
+		if r, err := CollectStream(Dialect(d), body); err == nil && r == nil {
+			t.Fatal("no answer and no error")
+		}
+	})
+}

@@ -136,22 +136,8 @@ func (o Options) check() (*config, error) {
 	return &config{Options: o, root: root, proxyURL: redactURL(o.Proxy)}, nil
 }
 
-// checkID applies the gateway's rule for context ids: 1 to
-// contextbuf.MaxIDLen characters of A-Z a-z 0-9 . _ -, not "." or "..".
-func checkID(id string) error {
-	if len(id) > contextbuf.MaxIDLen {
-		return fmt.Errorf("the context id %q is longer than %d characters", id, contextbuf.MaxIDLen)
-	}
-	if id == "." || id == ".." {
-		return fmt.Errorf("the context id %q is not allowed", id)
-	}
-	for _, r := range id {
-		if !idChar(r) {
-			return fmt.Errorf("the context id %q has a character other than A-Z a-z 0-9 . _ -", id)
-		}
-	}
-	return nil
-}
+// checkID applies the gateway's rule for context ids (contextbuf.CheckID).
+func checkID(id string) error { return contextbuf.CheckID(id) }
 
 func idChar(r rune) bool {
 	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_' || r == '-'
