@@ -72,6 +72,12 @@ func init() {
 // itself, shown this once) and revoke one. Keys declared in a Caddyfile
 // live in the config and are not listed.
 //
+//	GET  /llm/cache, POST /llm/cache/clear
+//	GET  /llm/context, DELETE /llm/context/<id>
+//
+// show and clear the response cache, and list and delete contexts of
+// the context buffer (see admin_cache.go).
+//
 // Wrong methods get 405, bad parameters 400, a config without an llm app
 // 404 and storage not (or no longer) open 503.
 type adminAPI struct{}
@@ -90,6 +96,10 @@ func (a *adminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/llm/prune", Handler: caddy.AdminHandlerFunc(a.prune)},
 		{Pattern: "/llm/keys", Handler: caddy.AdminHandlerFunc(a.keys)},
 		{Pattern: "/llm/keys/", Handler: caddy.AdminHandlerFunc(a.keys)},
+		{Pattern: "/llm/cache", Handler: caddy.AdminHandlerFunc(a.cache)},
+		{Pattern: "/llm/cache/", Handler: caddy.AdminHandlerFunc(a.cache)},
+		{Pattern: "/llm/context", Handler: caddy.AdminHandlerFunc(a.contexts)},
+		{Pattern: "/llm/context/", Handler: caddy.AdminHandlerFunc(a.contexts)},
 	}
 }
 

@@ -92,10 +92,5 @@ func (a *adminAPI) keys(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed,
 			Err: errors.New("use GET or POST /llm/keys, or DELETE /llm/keys/<name>")}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return writeAdminJSON(w, status, out)
 }

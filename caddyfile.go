@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 
+	"github.com/llmgate/caddy-llmgate/contextbuf"
 	"github.com/llmgate/caddy-llmgate/dialects"
 	"github.com/llmgate/caddy-llmgate/routing"
 )
@@ -40,6 +41,19 @@ func init() {
 //		overhead_header
 //		timezone <IANA zone>
 //		prices   <file>
+//
+//		cache {
+//			ttl             <duration>
+//			max_entry_size  <size>
+//			max_temperature <number>
+//			encryption_key_env <ENV_NAME>
+//		}
+//
+//		context {
+//			max_size    <size>
+//			session_ttl <duration>
+//			default_id  <name>
+//		}
 //
 //		provider <name> {
 //			dialect  openai|responses|anthropic|ollama
@@ -91,6 +105,13 @@ func init() {
 // of common models. A price line always wins, `price 0 0` included.
 // Models of a local Ollama provider cost 0 unless priced; any other model
 // found in no table costs 0 and is reported in a warning.
+//
+// cache turns on the response cache (a bare `cache` takes the defaults:
+// ttl 1h, entries up to 1MiB, temperatures up to 1.0, compressed but not
+// encrypted); encryption_key_env names the environment variable holding
+// a 32-byte AES key in hex or base64. context tunes the delta context
+// buffer, which is always served (defaults: 32MiB per context, sessions
+// remembered 24h, context "default").
 //
 // overhead_header adds X-Llm-Overhead-Ms (the gateway's own time until
 // the answer's headers are sent) to generation answers; the metric
@@ -221,6 +242,25 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			app.Aliases[args[0]] = args[1]
 			aliasNames = append(aliasNames, args[0])
 			aliasRefs = append(aliasRefs, ref{args[1], d.File(), d.Line()})
+		case "cache", "context":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			var err error
+			if d.Val() == "cache" {
+				if app.Cache == nil {
+					app.Cache = &CacheConfig{}
+				}
+				err = parseCache(d, app.Cache)
+			} else {
+				if app.Context == nil {
+					app.Context = &ContextConfig{}
+				}
+				err = parseContext(d, app.Context)
+			}
+			if err != nil {
+				return nil, err
+			}
 		case "router":
 			if app.Router == nil {
 				app.Router = &RouterConfig{}
@@ -231,7 +271,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 			routerRefs = append(routerRefs, refs...)
 		default:
-			return nil, d.Errf("unrecognized llm option %q (valid: storage, max_body, sync_writes, overhead_header, timezone, prices, provider, model, alias, router)", d.Val())
+			return nil, d.Errf("unrecognized llm option %q (valid: storage, max_body, sync_writes, overhead_header, timezone, prices, cache, context, provider, model, alias, router)", d.Val())
 		}
 	}
 	for _, m := range app.Models {
@@ -604,6 +644,88 @@ func parseTokens(s string) (int, error) {
 		return 0, fmt.Errorf("invalid token count %q", s)
 	}
 	return n * mult, nil
+}
+
+// parseCache reads the cache block of the llm option:
+//
+//	cache {
+//		ttl                <duration>
+//		max_entry_size     <size>
+//		max_temperature    <number>
+//		encryption_key_env <ENV_NAME>
+//	}
+func parseCache(d *caddyfile.Dispenser, c *CacheConfig) error {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		v, err := oneArg(d)
+		if err != nil {
+			return err
+		}
+		switch name {
+		case "ttl":
+			t, err := caddy.ParseDuration(v)
+			if err != nil || t < time.Second {
+				return d.Errf("cache: ttl: want a duration of at least 1s, got %q", v)
+			}
+			c.TTL = caddy.Duration(t)
+		case "max_entry_size":
+			n, err := humanize.ParseBytes(v)
+			if err != nil || n == 0 || n > 256<<20 {
+				return d.Errf("cache: max_entry_size: invalid size %q (at most 256MiB)", v)
+			}
+			c.MaxEntryBytes = int(n)
+		case "max_temperature":
+			t, err := strconv.ParseFloat(v, 64)
+			if err != nil || t < 0 {
+				return d.Errf("cache: max_temperature: want a number of 0 or more, got %q", v)
+			}
+			c.MaxTemperature = &t
+		case "encryption_key_env":
+			c.EncryptionKeyEnv = v
+		default:
+			return d.Errf("unrecognized cache option %q (valid: ttl, max_entry_size, max_temperature, encryption_key_env)", name)
+		}
+	}
+	return nil
+}
+
+// parseContext reads the context block of the llm option:
+//
+//	context {
+//		max_size    <size>
+//		session_ttl <duration>
+//		default_id  <name>
+//	}
+func parseContext(d *caddyfile.Dispenser, c *ContextConfig) error {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		v, err := oneArg(d)
+		if err != nil {
+			return err
+		}
+		switch name {
+		case "max_size":
+			n, err := humanize.ParseBytes(v)
+			if err != nil || n == 0 || n > 1<<34 {
+				return d.Errf("context: max_size: invalid size %q", v)
+			}
+			c.MaxBytes = int64(n)
+		case "session_ttl":
+			t, err := caddy.ParseDuration(v)
+			if err != nil || t <= 0 {
+				return d.Errf("context: session_ttl: want a positive duration, got %q", v)
+			}
+			c.SessionTTL = caddy.Duration(t)
+		case "default_id":
+			if err := contextbuf.CheckID(v); err != nil {
+				return d.Errf("context: default_id: %v", err)
+			}
+			c.DefaultID = v
+		default:
+			return d.Errf("unrecognized context option %q (valid: max_size, session_ttl, default_id)", name)
+		}
+	}
+	return nil
 }
 
 func oneArg(d *caddyfile.Dispenser) (string, error) {

@@ -368,3 +368,60 @@ func mustConfig(t *testing.T, raw []byte) *caddy.Config {
 	}
 	return &cfg
 }
+
+func TestCacheContextCaddyfile(t *testing.T) {
+	head := "{\n\tllm {\n\t\tprovider p {\n\t\t\turl https://api.example.test\n\t\t}\n" // lines 1-5
+	tail := "\t}\n}\n:8080 {\n\tllm_route\n\tllm_translate\n}\n"
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	good := "\t\tcache {\n\t\t\tttl 30m\n\t\t\tmax_entry_size 2MiB\n\t\t\tmax_temperature 0.5\n\t\t\tencryption_key_env LLMGATE_TEST_CACHE_KEY\n\t\t}\n" +
+		"\t\tcontext {\n\t\t\tmax_size 8MiB\n\t\t\tsession_ttl 2h\n\t\t\tdefault_id proj\n\t\t}\n"
+	out, _, err := adapter.Adapt([]byte(head+good+tail), map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		"apps.llm.cache.ttl": "1800000000000", "apps.llm.cache.max_entry_bytes": "2097152", "apps.llm.cache.max_temperature": "0.5",
+		"apps.llm.cache.encryption_key_env": "LLMGATE_TEST_CACHE_KEY",
+		"apps.llm.context.max_bytes":        "8388608", "apps.llm.context.session_ttl": "7200000000000", "apps.llm.context.default_id": "proj",
+	} {
+		if got := gjson.GetBytes(out, path).String(); got != want {
+			t.Errorf("%s = %q, want %q", path, got, want)
+		}
+	}
+	// The key is read when the config loads: a bad one fails the
+	// config, naming the variable and never the value.
+	t.Setenv("LLMGATE_TEST_CACHE_KEY", "")
+	if err := caddy.Validate(mustConfig(t, out)); err != nil {
+		t.Errorf("an unset key turns the cache off, the config loads: %v", err)
+	}
+	t.Setenv("LLMGATE_TEST_CACHE_KEY", "too-short-secret")
+	if err := caddy.Validate(mustConfig(t, out)); err == nil || strings.Contains(err.Error(), "too-short-secret") {
+		t.Errorf("bad key: %v", err)
+	}
+	t.Setenv("LLMGATE_TEST_CACHE_KEY", strings.Repeat("ab", 32))
+	if err := caddy.Validate(mustConfig(t, out)); err != nil {
+		t.Errorf("validate: %v", err)
+	}
+	// A bare cache takes the defaults.
+	out, _, err = adapter.Adapt([]byte(head+"\t\tcache\n"+tail), map[string]any{"filename": "Caddyfile"})
+	if err != nil || gjson.GetBytes(out, "apps.llm.cache").Raw != "{}" {
+		t.Errorf("bare cache: %s %v", gjson.GetBytes(out, "apps.llm.cache").Raw, err)
+	}
+	for body, want := range map[string]string{
+		"\t\tcache {\n\t\t\tttl 10ms\n\t\t}\n":            "Caddyfile:7|at least 1s",
+		"\t\tcache {\n\t\t\tmax_entry_size lots\n\t\t}\n": "Caddyfile:7|invalid size",
+		"\t\tcache {\n\t\t\tmax_temperature hot\n\t\t}\n": "Caddyfile:7|max_temperature",
+		"\t\tcache {\n\t\t\tcolour blue\n\t\t}\n":         "Caddyfile:7|unrecognized cache option",
+		"\t\tcache on\n": "Caddyfile:6",
+		"\t\tcontext {\n\t\t\tsession_ttl -1h\n\t\t}\n": "Caddyfile:7|session_ttl",
+		"\t\tcontext {\n\t\t\tmax_size\n\t\t}\n":        "Caddyfile:7",
+		"\t\tcontext {\n\t\t\tcolour blue\n\t\t}\n":     "Caddyfile:7|unrecognized context option",
+		"\t\tcontext {\n\t\t\tdefault_id ../x\n\t\t}\n": "Caddyfile:7|default_id",
+	} {
+		_, _, err := adapter.Adapt([]byte(head+body+tail), map[string]any{"filename": "Caddyfile"})
+		line, msg, _ := strings.Cut(want, "|")
+		if err == nil || !strings.Contains(err.Error(), line) || !strings.Contains(err.Error(), msg) {
+			t.Errorf("%q: error %v, want %q", body, err, want)
+		}
+	}
+}

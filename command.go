@@ -25,7 +25,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "llm",
-		Usage: "route explain|stats|export|prune|key [flags] (see caddy llm <command> --help)",
+		Usage: "route explain|stats|export|prune|key|cache|context|watch [flags] (see caddy llm <command> --help)",
 		Short: "Commands of the LLM gateway (caddy-llmgate)",
 		Long: `
 Commands of the LLM gateway. They talk to the running Caddy through its
@@ -67,7 +67,23 @@ the last week's for sessions) are kept unless --force is given.
 
 create a client key in the gateway's storage (printed once; only its
 hash is kept), list and revoke them; hash prints the hash of a key read
-from standard input (or of a new one) for an llm_budget key line.`,
+from standard input (or of a new one) for an llm_budget key line.
+
+  caddy llm cache stats|clear
+
+prints the response cache's size, hits, misses and savings, or removes
+every cached answer.
+
+  caddy llm context stats
+  caddy llm context delete --id <name>
+
+lists the contexts of the delta context buffer, or deletes one.
+
+  caddy llm watch <dir> --proxy <url> [--id <name>]
+
+watches a directory and keeps a context of the gateway equal to it,
+sending only unified diffs of what changed (the key comes from the
+environment variable LLMGATE_KEY, or --key).`,
 		CobraFunc: func(cmd *cobra.Command) {
 			route := &cobra.Command{Use: "route", Short: "Inspect routing decisions"}
 			explain := &cobra.Command{
@@ -124,6 +140,7 @@ from standard input (or of a new one) for an llm_budget key line.`,
 			addAdminFlags(prune)
 			cmd.AddCommand(prune)
 			cmd.AddCommand(keyCommand())
+			cmd.AddCommand(cacheCommand(), contextCommand(), watchCommand())
 		},
 	})
 }

@@ -38,6 +38,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +46,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/llmgate/caddy-llmgate/cache"
+	"github.com/llmgate/caddy-llmgate/contextbuf"
 	"github.com/llmgate/caddy-llmgate/dialects"
 	"github.com/llmgate/caddy-llmgate/handlers"
 	"github.com/llmgate/caddy-llmgate/keys"
@@ -120,6 +123,15 @@ type App struct {
 	// access-log field. Default: off.
 	OverheadHeader bool `json:"overhead_header,omitempty"`
 
+	// Cache turns on the exact-match response cache when set (see
+	// CacheConfig). Default: off.
+	Cache *CacheConfig `json:"cache,omitempty"`
+
+	// Context configures the delta context buffer (POST
+	// /v1/context/delta, GET /v1/context/stats, X-Inject-Context).
+	// The buffer is always available; this only tunes it.
+	Context *ContextConfig `json:"context,omitempty"`
+
 	gw       *handlers.Gateway
 	keyStore *atomic.Pointer[keys.Store]
 	loc      *time.Location
@@ -128,6 +140,8 @@ type App struct {
 	handle   *dbHandle
 	logger   *zap.Logger
 	catalog  *routing.Catalog
+	cacheKey []byte
+	cacheOn  bool
 }
 
 // ProviderConfig declares one provider.
@@ -445,6 +459,27 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.gw = handlers.NewGateway(cat, upstreams, a.MaxBodyBytes, a.logger)
 	a.gw.OverheadHeader = a.OverheadHeader
+	if c := a.Cache; c != nil {
+		a.cacheOn = true
+		if c.EncryptionKeyEnv != "" {
+			// Read now, so that a malformed key fails the config (caddy
+			// validate, caddy reload) instead of the first request. An
+			// unset one turns the cache off, as an unset provider key
+			// makes its provider unavailable: nothing is stored
+			// unencrypted, and the gateway still serves.
+			if strings.TrimSpace(os.Getenv(c.EncryptionKeyEnv)) == "" {
+				a.cacheOn = false
+				a.logger.Error("response cache off: its encryption key variable is not set", zap.String("variable", c.EncryptionKeyEnv))
+			} else if a.cacheKey, err = cache.KeyFromEnv(c.EncryptionKeyEnv); err != nil {
+				return err
+			}
+		}
+		a.gw.CacheEnabled = a.cacheOn
+		a.gw.CacheMaxTemperature = c.MaxTemperature
+	}
+	if c := a.Context; c != nil {
+		a.gw.DefaultContextID = c.DefaultID
+	}
 	// Caddy makes a registry per config (Context.GetMetricsRegistry) and
 	// serves the running config's on /metrics: fresh collectors for
 	// every config, as Caddy's own HTTP metrics do.
@@ -458,10 +493,67 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return buildRouter(a.Router, a.gw, cat)
 }
 
+// CacheConfig configures the response cache: identical requests (the
+// same target and normalized request, whatever the client's dialect and
+// whether it streams) are answered from storage, at no cost.
+type CacheConfig struct {
+	// TTL is how long an answer is kept, as a Go duration ("1h",
+	// "30m"). Default: 1h.
+	TTL caddy.Duration `json:"ttl,omitempty"`
+	// MaxEntryBytes is the largest answer kept (its neutral form,
+	// before compression). Default: 1 MiB.
+	MaxEntryBytes int `json:"max_entry_bytes,omitempty"`
+	// MaxTemperature is the highest sampling temperature a request may
+	// ask for and be cached; a request that gives none is cached.
+	// Default: 1.0.
+	MaxTemperature *float64 `json:"max_temperature,omitempty"`
+	// EncryptionKeyEnv names an environment variable holding a 32-byte
+	// key (64 hex characters or base64): entries are then sealed with
+	// AES-256-GCM at rest. A malformed key fails the config; an unset
+	// or empty variable turns the cache off (logged), so nothing is
+	// stored unencrypted. Default: entries are compressed, not
+	// encrypted.
+	EncryptionKeyEnv string `json:"encryption_key_env,omitempty"`
+}
+
+// ContextConfig tunes the delta context buffer.
+type ContextConfig struct {
+	// MaxBytes is the largest total size of one context's files.
+	// Default: 32 MiB.
+	MaxBytes int64 `json:"max_bytes,omitempty"`
+	// SessionTTL is how long the gateway remembers what a session has
+	// received after its last request. Default: 24h.
+	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
+	// DefaultID is the context injected when a request sends
+	// X-Inject-Context without X-Context-Id. Default: "default".
+	DefaultID string `json:"default_id,omitempty"`
+}
+
 // Validate checks values Provision does not already reject.
 func (a *App) Validate() error {
 	if a.MaxBodyBytes < 0 {
 		return errors.New("max_body_bytes must not be negative")
+	}
+	if c := a.Cache; c != nil {
+		if c.TTL < 0 || c.TTL > 0 && time.Duration(c.TTL) < time.Second {
+			return errors.New("cache: ttl must be at least 1s")
+		}
+		if c.MaxEntryBytes < 0 {
+			return errors.New("cache: max_entry_bytes must not be negative")
+		}
+		if c.MaxTemperature != nil && *c.MaxTemperature < 0 {
+			return errors.New("cache: max_temperature must not be negative")
+		}
+	}
+	if c := a.Context; c != nil {
+		if c.MaxBytes < 0 || c.SessionTTL < 0 {
+			return errors.New("context: max_bytes and session_ttl must not be negative")
+		}
+		if c.DefaultID != "" {
+			if err := contextbuf.CheckID(c.DefaultID); err != nil {
+				return fmt.Errorf("context: default_id: %w", err)
+			}
+		}
 	}
 	return nil
 }
@@ -475,6 +567,31 @@ type dbHandle struct {
 	store  *store.Store
 	ledger *ledger.Ledger
 	keys   *keys.Store
+
+	// ctxMu guards ctxBufs: one context buffer per set of options, so
+	// that the configs alive during a reload, when they agree, share
+	// one (its per-context locks serialize their deltas).
+	ctxMu   sync.Mutex
+	ctxBufs map[contextbuf.Options]*contextbuf.Buffer
+}
+
+// contexts returns the context buffer for c's options.
+func (h *dbHandle) contexts(c *ContextConfig) *contextbuf.Buffer {
+	var o contextbuf.Options
+	if c != nil {
+		o.MaxBytes, o.SessionTTL = c.MaxBytes, time.Duration(c.SessionTTL)
+	}
+	h.ctxMu.Lock()
+	defer h.ctxMu.Unlock()
+	if b, ok := h.ctxBufs[o]; ok {
+		return b
+	}
+	if h.ctxBufs == nil {
+		h.ctxBufs = map[contextbuf.Options]*contextbuf.Buffer{}
+	}
+	b := contextbuf.New(h.store.DB(), o)
+	h.ctxBufs[o] = b
+	return b
 }
 
 // Destruct closes the ledger first (waiting for writes in progress) and
@@ -511,6 +628,17 @@ func (a *App) Start() error {
 		return fmt.Errorf("llm storage: %w", err)
 	}
 	a.keyStore.Store(a.handle.keys)
+	if c := a.Cache; c != nil && a.cacheOn {
+		rc, err := cache.New(a.handle.store.DB(), cache.Options{TTL: time.Duration(c.TTL), MaxEntryBytes: c.MaxEntryBytes,
+			Key: a.cacheKey, Logger: a.logger.Named("cache")})
+		if err != nil {
+			a.held = false
+			_, _ = dbPool.Delete(a.dir)
+			return fmt.Errorf("llm cache: %w", err)
+		}
+		a.gw.AttachCache(rc)
+	}
+	a.gw.AttachContexts(a.handle.contexts(a.Context))
 	currentApp.Store(a)
 	a.gw.AttachLedger(a.handle.ledger)
 	a.logger.Info("storage open", zap.String("dir", a.dir), zap.Bool("reused", loaded))

@@ -49,7 +49,9 @@ type teamGateway struct {
 // carolKey is declared in the Caddyfile by its hash.
 const carolKey = "sk-llm-carol-declared-in-the-caddyfile-000"
 
-func startTeamGateway(t *testing.T) *teamGateway {
+// startOwnGateway starts a gateway process of its own: its own storage,
+// ports and mock provider, and the Caddyfile conf writes for them.
+func startOwnGateway(t *testing.T, conf func(httpPort, httpsPort int, admin, storage, mockURL string) string) *teamGateway {
 	t.Helper()
 	dir := t.TempDir()
 	ports, err := freePorts(3)
@@ -60,10 +62,20 @@ func startTeamGateway(t *testing.T) *teamGateway {
 		admin: fmt.Sprintf("127.0.0.1:%d", ports[2]), mock: &mockllm.Server{}, storage: filepath.Join(dir, "storage")}
 	srv := httptest.NewServer(g.mock)
 	t.Cleanup(srv.Close)
+	g.conf = filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(g.conf, []byte(conf(ports[0], ports[1], g.admin, g.storage, srv.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g.start()
+	t.Cleanup(func() { g.stop() })
+	return g
+}
+
+func startTeamGateway(t *testing.T) *teamGateway {
 	// A token costs a tenth of a cent: a mock answer (11 input, 7
 	// output tokens) costs $0.018.
-	g.conf = filepath.Join(dir, "Caddyfile")
-	conf := fmt.Sprintf(`{
+	return startOwnGateway(t, func(httpPort, httpsPort int, admin, storage, mockURL string) string {
+		return fmt.Sprintf(`{
 	admin %[3]s
 	http_port %[1]d
 	https_port %[2]d
@@ -90,13 +102,8 @@ func startTeamGateway(t *testing.T) *teamGateway {
 	llm_route
 	llm_translate
 }
-`, ports[0], ports[1], g.admin, g.storage, srv.URL, providerKey, keyHash(carolKey))
-	if err := os.WriteFile(g.conf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	g.start()
-	t.Cleanup(func() { g.stop() })
-	return g
+`, httpPort, httpsPort, admin, storage, mockURL, providerKey, keyHash(carolKey))
+	})
 }
 
 func (g *teamGateway) start() {

@@ -49,6 +49,9 @@ type attemptWriter struct {
 	keep      bool // JSON answer kept for _proxy
 	body      []byte
 	over      bool
+	// tee, when set, keeps a copy of what reaches the client for the
+	// response cache.
+	tee *cacheTee
 }
 
 func newAttemptWriter(w http.ResponseWriter, base http.Header, ex *Exchange, proxyInfo bool, commitHeaders func(http.Header)) *attemptWriter {
@@ -107,6 +110,7 @@ func (a *attemptWriter) Write(p []byte) (int, error) {
 		a.WriteHeader(http.StatusOK)
 	}
 	if a.committed {
+		a.tee.add(p)
 		return a.w.Write(p)
 	}
 	limit := heldBodyLimit
@@ -119,10 +123,12 @@ func (a *attemptWriter) Write(p []byte) (int, error) {
 			// without the _proxy object.
 			a.keep = false
 			a.commit()
+			a.tee.add(a.body)
 			if _, err := a.w.Write(a.body); err != nil {
 				return 0, err
 			}
 			a.body = nil
+			a.tee.add(p)
 			return a.w.Write(p)
 		}
 		a.over = true
@@ -157,6 +163,7 @@ func (a *attemptWriter) release(edit func([]byte) []byte) {
 	}
 	a.keep = false
 	body := a.body
+	a.tee.add(body)
 	if edit != nil && !a.over {
 		body = edit(body)
 	}

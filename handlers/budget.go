@@ -380,11 +380,17 @@ func (g *Gateway) waitLedger() *ledger.Ledger {
 	if l := g.ledger.Load(); l != nil {
 		return l
 	}
+	g.waitReady()
+	return g.ledger.Load()
+}
+
+// waitReady waits until storage is open (AttachLedger), at most
+// ledgerWait.
+func (g *Gateway) waitReady() {
 	t := time.NewTimer(ledgerWait)
 	defer t.Stop()
 	select {
 	case <-g.ready:
 	case <-t.C:
 	}
-	return g.ledger.Load()
 }

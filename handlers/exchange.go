@@ -48,6 +48,11 @@ type Exchange struct {
 	// finished is set by the first finish.
 	finished bool
 
+	// cache is what the response cache decided (nil: no cache).
+	cache *cacheState
+	// Context is the context injected into the request (nil: none).
+	Context *ContextInjection
+
 	// UpstreamTime is the time spent inside upstream calls, summed over
 	// the attempts: each lasts from handing the request to the
 	// provider's reverse proxy until it returns (a stream passing

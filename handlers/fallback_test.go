@@ -236,6 +236,13 @@ func (e *fbEnv) serveCtx(tb testing.TB, ctx context.Context, path, body string, 
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
+	return e.serveReq(tb, req)
+}
+
+// serveReq sends req through llm_route → llm_translate → the provider's
+// upstream.
+func (e *fbEnv) serveReq(tb testing.TB, req *http.Request) (rec *httptest.ResponseRecorder, panicked any) {
+	tb.Helper()
 	rec = httptest.NewRecorder()
 	req = caddyhttp.PrepareRequest(req, caddy.NewReplacer(), rec, &caddyhttp.Server{})
 	route := &Route{GW: e.g}

@@ -16,6 +16,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/llmgate/caddy-llmgate/cache"
+	"github.com/llmgate/caddy-llmgate/contextbuf"
 	"github.com/llmgate/caddy-llmgate/ledger"
 	"github.com/llmgate/caddy-llmgate/routing"
 	"github.com/llmgate/caddy-llmgate/telemetry"
@@ -63,9 +65,21 @@ type Gateway struct {
 	// headers are sent (see Exchange.Overhead).
 	OverheadHeader bool
 
-	ledger atomic.Pointer[ledger.Ledger]
-	ready  chan struct{}
-	closed atomic.Bool
+	// CacheEnabled says a response cache is configured; the cache
+	// itself is attached once storage is open (AttachCache).
+	CacheEnabled bool
+	// CacheMaxTemperature is the highest temperature a request may ask
+	// for and be cached (nil: DefaultCacheMaxTemperature).
+	CacheMaxTemperature *float64
+	// DefaultContextID is the context X-Inject-Context injects when the
+	// request names none with X-Context-Id (default "default").
+	DefaultContextID string
+
+	ledger   atomic.Pointer[ledger.Ledger]
+	cache    atomic.Pointer[cache.Cache]
+	contexts atomic.Pointer[contextbuf.Buffer]
+	ready    chan struct{}
+	closed   atomic.Bool
 }
 
 // Defaults of the retry policy and the breakers.
@@ -111,6 +125,21 @@ func (g *Gateway) AttachLedger(l *ledger.Ledger) {
 		close(g.ready)
 	}
 }
+
+// AttachCache makes c the response cache (nil: none). Call it before
+// AttachLedger, which lets waiting requests go.
+func (g *Gateway) AttachCache(c *cache.Cache) { g.cache.Store(c) }
+
+// AttachContexts makes b the context buffer served at /v1/context/* and
+// injected with X-Inject-Context. Call it before AttachLedger.
+func (g *Gateway) AttachContexts(b *contextbuf.Buffer) { g.contexts.Store(b) }
+
+// ResponseCache returns the response cache, or nil when there is none
+// (or storage is not open yet).
+func (g *Gateway) ResponseCache() *cache.Cache { return g.cache.Load() }
+
+// Contexts returns the context buffer, or nil while storage is not open.
+func (g *Gateway) Contexts() *contextbuf.Buffer { return g.contexts.Load() }
 
 // ledgerWait is how long a finished request waits for storage to open
 // before its ledger entry is given up (and logged as lost).

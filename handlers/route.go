@@ -44,7 +44,7 @@ func (h *Route) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 			return nil
 		}
 		dialects.WriteError(w, dialects.OpenAI, &dialects.Error{Status: http.StatusNotFound, Code: "unknown_url",
-			Message: "unknown endpoint " + r.Method + " " + r.URL.Path + " (served: POST /v1/chat/completions, POST /v1/responses, POST /v1/messages, POST /api/chat, GET /v1/models, GET /api/tags, GET /health)"})
+			Message: "unknown endpoint " + r.Method + " " + r.URL.Path + " (served: POST /v1/chat/completions, POST /v1/responses, POST /v1/messages, POST /api/chat, GET /v1/models, GET /api/tags, POST /v1/context/delta, GET /v1/context/stats, GET /health)"})
 		return nil
 	}
 	switch ep.Name {
@@ -54,12 +54,16 @@ func (h *Route) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		return h.GW.serveHealth(w, r)
 	case "ollama_tags":
 		return h.GW.serveTags(w, r)
+	case "context_delta":
+		return h.GW.serveContextDelta(w, r)
+	case "context_stats":
+		return h.GW.serveContextStats(w, r)
 	}
 	return h.serveGenerate(w, r, next, ep)
 }
 
 func allowFor(ep dialects.Endpoint) string {
-	if ep.Generate {
+	if ep.Generate || ep.Name == "context_delta" {
 		return "POST"
 	}
 	return "GET, HEAD"
@@ -82,16 +86,9 @@ func (h *Route) serveGenerate(w http.ResponseWriter, r *http.Request, next caddy
 	g := h.GW
 	ex := &Exchange{Start: g.Now(), Endpoint: ep}
 
-	limit := h.maxBody()
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			dialects.WriteError(w, ep.Dialect, dialects.Errorf(http.StatusRequestEntityTooLarge,
-				"request body is larger than the gateway's limit of %d bytes", limit))
-			return nil
-		}
-		dialects.WriteError(w, ep.Dialect, dialects.Errorf(http.StatusBadRequest, "reading request body: %v", err))
+	body, berr := readBody(w, r, h.maxBody())
+	if berr != nil {
+		dialects.WriteError(w, ep.Dialect, berr)
 		return nil
 	}
 	ex.Body = body
@@ -102,6 +99,10 @@ func (h *Route) serveGenerate(w http.ResponseWriter, r *http.Request, next caddy
 	}
 	ex.Request = req
 	ex.Account = AccountFrom(r.Context())
+	if !h.injectContext(w, r, ex) {
+		return nil
+	}
+	body = ex.Body
 	plan, a, perr := g.plan(ep.Dialect, req, body, h.DefaultModel, strings.TrimSpace(r.Header.Get("X-Task-Tier")))
 	ex.Plan = plan
 	if perr != nil {
@@ -114,7 +115,25 @@ func (h *Route) serveGenerate(w http.ResponseWriter, r *http.Request, next caddy
 	if a != nil {
 		ex.Chat = a.Chat
 	}
+	hit, cst := g.cacheLookup(r, ex)
+	ex.cache = cst
+	if hit != nil {
+		if acct := ex.Account; acct != nil {
+			g.setBudgetHeaders(w.Header(), acct, ex, nil)
+		}
+		if h.serveCached(w, r, ex, hit) {
+			return nil
+		}
+		// An entry that cannot be replayed is a miss.
+		cst.status, cst.store = CacheMiss, true
+	}
+	if cst != nil {
+		w.Header().Set("X-Llm-Cache", cst.status)
+	}
 	if acct := ex.Account; acct != nil {
+		if a == nil && ex.Chat != nil {
+			a = &analysis{featuresOf(ex.Chat), ex.Chat}
+		}
 		if a == nil {
 			// The reservation needs the input's size and the output
 			// limit; translation reuses the decoded request.
@@ -138,12 +157,26 @@ func (h *Route) serveGenerate(w http.ResponseWriter, r *http.Request, next caddy
 	return h.attempts(w, r, next, ex)
 }
 
+// readBody reads a request body of at most limit bytes: a larger one is
+// a 413, a broken one a 400.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *dialects.Error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, dialects.Errorf(http.StatusRequestEntityTooLarge, "request body is larger than the gateway's limit of %d bytes", limit)
+		}
+		return nil, dialects.Errorf(http.StatusBadRequest, "reading request body: %v", err)
+	}
+	return body, nil
+}
+
 // refuse answers a request the gateway will not send upstream, and
 // records it.
 func (h *Route) refuse(w http.ResponseWriter, r *http.Request, ex *Exchange, e *dialects.Error, kind string) {
 	h.GW.setOverheadHeader(w.Header(), ex)
 	dialects.WriteError(w, ex.Endpoint.Dialect, e)
-	entry := ledger.Entry{Endpoint: ex.Endpoint.Name, Stream: ex.Request.Stream, ErrorKind: kind}
+	entry := ledger.Entry{Endpoint: ex.Endpoint.Name, Stream: ex.Request.Stream, ErrorKind: kind, Cache: ex.cacheStatus()}
 	if ex.Plan != nil {
 		entry.Tier = string(ex.Plan.Tier)
 	}
@@ -216,7 +249,7 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	rt := g.Router
 	ep := ex.Endpoint
 	plan := ex.Plan
-	entry := ledger.Entry{Endpoint: ep.Name, Stream: ex.Request.Stream, Tier: string(plan.Tier)}
+	entry := ledger.Entry{Endpoint: ep.Name, Stream: ex.Request.Stream, Tier: string(plan.Tier), Cache: ex.cacheStatus()}
 	base := w.Header().Clone()
 	proxyInfo := g.ProxyInfo && isOpenAIClient(ep.Dialect) && !ex.Request.Stream
 
@@ -264,6 +297,9 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 			ex.UpstreamStatus = 0
 			publish(r, ex.Decision, plan)
 			aw = newAttemptWriter(w, base, ex, proxyInfo, func(hd http.Header) { g.answerHeaders(hd, ex) })
+			if ex.cache != nil && ex.cache.store {
+				aw.tee = &cacheTee{limit: g.teeLimit()}
+			}
 			err := h.attempt(aw, r, next, ex)
 
 			// The attempt answered: a success or an error that is the
@@ -287,6 +323,9 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 					entry.ErrorKind = "client_closed"
 				case status >= 400:
 					entry.ErrorKind = "upstream_status"
+				}
+				if status == http.StatusOK && entry.ErrorKind == "" {
+					g.cacheStore(ex, aw.tee, h.cost(ex))
 				}
 				h.finish(r, ex, &entry, status)
 				return nil
@@ -449,6 +488,10 @@ func (h *Route) proxyObject(body []byte, ex *Exchange) []byte {
 	b = strconv.AppendInt(b, int64(ex.Fallback), 10)
 	b = append(b, `,"attempts":`...)
 	b = strconv.AppendInt(b, int64(ex.Attempts), 10)
+	if s := ex.cacheStatus(); s != "" {
+		b = append(b, `,"cache":`...)
+		b = dialects.AppendJSONString(b, s)
+	}
 	b = append(b, '}')
 	out, err := sjson.SetRawBytes(body, "_proxy", b)
 	if err != nil {

@@ -86,6 +86,10 @@ type Entry struct {
 	// upstream_status, upstream_broken, client_closed, aborted or
 	// gateway; never an error text that could quote the request.
 	ErrorKind string `json:"error_kind,omitempty"`
+	// SavedUSD is, for an answer served from the response cache, what
+	// the original answer cost (the hit itself costs nothing). Fields
+	// added later come last: the CSV export's columns follow this order.
+	SavedUSD float64 `json:"saved_usd,omitempty"`
 }
 
 // prefix is the ledger's key space in the store.

@@ -95,6 +95,8 @@ type Group struct {
 	// those answered from the response cache.
 	Fallbacks int `json:"fallbacks"`
 	CacheHits int `json:"cache_hits"`
+	// SavedUSD sums what the cache hits' original answers cost.
+	SavedUSD float64 `json:"saved_usd"`
 	// AvgLatencyMS and P95LatencyMS describe the entries' latency in
 	// milliseconds. The 95th percentile is exact (nearest rank): each
 	// group keeps its latencies while the report runs, 8 bytes per
@@ -122,6 +124,7 @@ func (g *Group) add(e *Entry) {
 	}
 	if e.Cache == "hit" {
 		g.CacheHits++
+		g.SavedUSD += e.SavedUSD
 	}
 	g.latencies = append(g.latencies, e.LatencyMS)
 }
@@ -129,6 +132,7 @@ func (g *Group) add(e *Entry) {
 // finish computes the latency figures and rounds the sums.
 func (g *Group) finish() {
 	g.CostUSD = math.Round(g.CostUSD*1e9) / 1e9
+	g.SavedUSD = math.Round(g.SavedUSD*1e9) / 1e9
 	n := len(g.latencies)
 	if n == 0 {
 		return
@@ -256,6 +260,8 @@ var csvColumns = []struct {
 	{"fallback", func(e *Entry) string { return strconv.FormatBool(e.Fallback) }},
 	{"cache", func(e *Entry) string { return e.Cache }},
 	{"error_kind", func(e *Entry) string { return e.ErrorKind }},
+	// Columns added later come last, so readers by position keep working.
+	{"saved_usd", func(e *Entry) string { return strconv.FormatFloat(e.SavedUSD, 'f', -1, 64) }},
 }
 
 // CSVHeader returns the names of the CSV export's columns, in order.
