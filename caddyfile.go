@@ -374,23 +374,19 @@ func parseProvider(d *caddyfile.Dispenser) (ProviderConfig, error) {
 			}
 			p.Headers[args[0]] = args[1]
 		case "dial_timeout", "response_header_timeout", "health_interval", "fail_duration":
-			v, err := oneArg(d)
+			dur, err := durationArg(d, key)
 			if err != nil {
 				return p, err
 			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return p, d.Errf("%s: invalid duration %q", key, v)
-			}
 			switch key {
 			case "dial_timeout":
-				p.DialTimeout = caddy.Duration(dur)
+				p.DialTimeout = dur
 			case "response_header_timeout":
-				p.ResponseHeaderTimeout = caddy.Duration(dur)
+				p.ResponseHeaderTimeout = dur
 			case "health_interval":
-				p.HealthInterval = caddy.Duration(dur)
+				p.HealthInterval = dur
 			case "fail_duration":
-				p.FailDuration = caddy.Duration(dur)
+				p.FailDuration = dur
 			}
 		case "health_uri":
 			v, err := oneArg(d)
@@ -594,21 +590,17 @@ func parseRouter(d *caddyfile.Dispenser, rc *RouterConfig) ([]routerRef, error) 
 				rc.BreakerThreshold = n
 			}
 		case "retry_backoff", "max_retry_wait", "breaker_cooldown":
-			v, err := oneArg(d)
+			dur, err := durationArg(d, opt)
 			if err != nil {
 				return nil, err
 			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return nil, d.Errf("%s: invalid duration %q", opt, v)
-			}
 			switch opt {
 			case "retry_backoff":
-				rc.RetryBackoff = caddy.Duration(dur)
+				rc.RetryBackoff = dur
 			case "max_retry_wait":
-				rc.MaxRetryWait = caddy.Duration(dur)
+				rc.MaxRetryWait = dur
 			default:
-				rc.BreakerCooldown = caddy.Duration(dur)
+				rc.BreakerCooldown = dur
 			}
 		case "proxy_info":
 			v, err := oneArg(d)
@@ -726,6 +718,20 @@ func parseContext(d *caddyfile.Dispenser, c *ContextConfig) error {
 		}
 	}
 	return nil
+}
+
+// durationArg reads the one argument of option name, a positive
+// duration.
+func durationArg(d *caddyfile.Dispenser, name string) (caddy.Duration, error) {
+	v, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil || dur <= 0 {
+		return 0, d.Errf("%s: invalid duration %q", name, v)
+	}
+	return caddy.Duration(dur), nil
 }
 
 func oneArg(d *caddyfile.Dispenser) (string, error) {

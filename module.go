@@ -38,7 +38,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -567,31 +566,6 @@ type dbHandle struct {
 	store  *store.Store
 	ledger *ledger.Ledger
 	keys   *keys.Store
-
-	// ctxMu guards ctxBufs: one context buffer per set of options, so
-	// that the configs alive during a reload, when they agree, share
-	// one (its per-context locks serialize their deltas).
-	ctxMu   sync.Mutex
-	ctxBufs map[contextbuf.Options]*contextbuf.Buffer
-}
-
-// contexts returns the context buffer for c's options.
-func (h *dbHandle) contexts(c *ContextConfig) *contextbuf.Buffer {
-	var o contextbuf.Options
-	if c != nil {
-		o.MaxBytes, o.SessionTTL = c.MaxBytes, time.Duration(c.SessionTTL)
-	}
-	h.ctxMu.Lock()
-	defer h.ctxMu.Unlock()
-	if b, ok := h.ctxBufs[o]; ok {
-		return b
-	}
-	if h.ctxBufs == nil {
-		h.ctxBufs = map[contextbuf.Options]*contextbuf.Buffer{}
-	}
-	b := contextbuf.New(h.store.DB(), o)
-	h.ctxBufs[o] = b
-	return b
 }
 
 // Destruct closes the ledger first (waiting for writes in progress) and
@@ -638,7 +612,14 @@ func (a *App) Start() error {
 		}
 		a.gw.AttachCache(rc)
 	}
-	a.gw.AttachContexts(a.handle.contexts(a.Context))
+	// Each config has a context buffer of its own; the two alive during
+	// a reload write to one database, where Badger's conflict detection
+	// orders their changes to a context (contextbuf.Buffer).
+	var co contextbuf.Options
+	if c := a.Context; c != nil {
+		co.MaxBytes, co.SessionTTL = c.MaxBytes, time.Duration(c.SessionTTL)
+	}
+	a.gw.AttachContexts(contextbuf.New(a.handle.store.DB(), co))
 	currentApp.Store(a)
 	a.gw.AttachLedger(a.handle.ledger)
 	a.logger.Info("storage open", zap.String("dir", a.dir), zap.Bool("reused", loaded))

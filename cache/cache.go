@@ -315,23 +315,9 @@ func (c *Cache) Delete(k Key) error {
 func (c *Cache) Clear() (removed int, err error) {
 	wb := c.db.NewWriteBatch()
 	defer wb.Cancel()
-	err = c.db.View(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.PrefetchValues = false
-		opts.Prefix = []byte(KeyPrefix)
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			if item.IsDeletedOrExpired() {
-				continue
-			}
-			if err := wb.Delete(item.KeyCopy(nil)); err != nil {
-				return err
-			}
-			removed++
-		}
-		return nil
+	err = c.eachLive(func(item *badger.Item) error {
+		removed++
+		return wb.Delete(item.KeyCopy(nil))
 	})
 	if err == nil {
 		err = wb.Flush()
@@ -342,23 +328,32 @@ func (c *Cache) Clear() (removed int, err error) {
 	return removed, nil
 }
 
-// scan counts the live (not deleted, not expired) keys under KeyPrefix
-// and sums the stored sizes of their values, without reading values.
-func (c *Cache) scan() (n int, size int64, err error) {
-	err = c.db.View(func(txn *badger.Txn) error {
+// eachLive calls fn for every live (not deleted, not expired) key under
+// KeyPrefix, without reading values, until fn fails.
+func (c *Cache) eachLive(fn func(*badger.Item) error) error {
+	return c.db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.PrefetchValues = false
 		opts.Prefix = []byte(KeyPrefix)
 		it := txn.NewIterator(opts)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			if item.IsDeletedOrExpired() {
-				continue
+			if item := it.Item(); !item.IsDeletedOrExpired() {
+				if err := fn(item); err != nil {
+					return err
+				}
 			}
-			n++
-			size += item.ValueSize()
 		}
+		return nil
+	})
+}
+
+// scan counts the live (not deleted, not expired) keys under KeyPrefix
+// and sums the stored sizes of their values, without reading values.
+func (c *Cache) scan() (n int, size int64, err error) {
+	err = c.eachLive(func(item *badger.Item) error {
+		n++
+		size += item.ValueSize()
 		return nil
 	})
 	if err != nil {

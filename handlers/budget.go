@@ -182,14 +182,12 @@ func (b *Budget) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 			lim = Limits{Daily: k.DailyUSD, Monthly: k.MonthlyUSD}
 		}
 	}
-	if s := r.Header.Get("X-Session-Id"); s != "" {
-		if len(s) > maxSessionID || !printable(s) {
-			dialects.WriteError(w, d, &dialects.Error{Status: http.StatusBadRequest, Param: "X-Session-Id",
-				Message: "X-Session-Id must be at most 128 printable ASCII characters"})
-			return nil
-		}
-		acct.Session = s
+	s, serr := sessionID(r)
+	if serr != nil {
+		dialects.WriteError(w, d, serr)
+		return nil
 	}
+	acct.Session = s
 	acct.Limits = b.limits(lim, acct.Session != "")
 	r = r.WithContext(WithAccount(r.Context(), acct))
 	if strings.TrimSuffix(r.URL.Path, "/") == "/v1/budget" {
@@ -240,6 +238,17 @@ func (b *Budget) anonymousOK(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// sessionID reads X-Session-Id ("" when absent): at most maxSessionID
+// printable ASCII characters, else a 400.
+func sessionID(r *http.Request) (string, *dialects.Error) {
+	s := r.Header.Get("X-Session-Id")
+	if len(s) > maxSessionID || !printable(s) {
+		return "", &dialects.Error{Status: http.StatusBadRequest, Param: "X-Session-Id",
+			Message: "X-Session-Id must be at most 128 printable ASCII characters"}
+	}
+	return s, nil
 }
 
 func printable(s string) bool {

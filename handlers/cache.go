@@ -151,39 +151,17 @@ func (g *Gateway) cacheLookup(r *http.Request, ex *Exchange) (*cache.Entry, *cac
 		return nil, nil
 	}
 	st := &cacheState{status: CacheBypass}
+	// no-store forbids both; no-cache only the lookup.
 	lookup, store := cachePolicy(r.Header)
-	if !lookup && !store {
-		c.CountBypass()
-		return nil, st
-	}
-	d := ex.Endpoint.Dialect
-	extras, why := dialects.CacheExtras(d, ex.Body)
-	if why != "" {
-		c.CountBypass()
-		return nil, st
-	}
-	if ex.Chat == nil {
-		chat, derr := dialects.DecodeRequest(d, ex.Body)
-		if derr != nil {
-			c.CountBypass()
-			return nil, st
+	if store {
+		if canon := g.canonicalRequest(r, ex); canon != nil {
+			first := &ex.Plan.Candidates[0]
+			st.canon, st.store = canon, true
+			st.provider, st.model = first.Provider.Name, first.Model.ID
+			st.key = cacheKey(canon, first.Provider, first.Model)
 		}
-		ex.Chat = chat
 	}
-	if t := ex.Chat.Temperature; t != nil && *t > g.cacheMaxTemperature() {
-		c.CountBypass()
-		return nil, st
-	}
-	canon, err := canonical(ex.Chat, extras, r.Header)
-	if err != nil || len(ex.Plan.Candidates) == 0 {
-		c.CountBypass()
-		return nil, st
-	}
-	first := &ex.Plan.Candidates[0]
-	st.canon, st.store = canon, store
-	st.provider, st.model = first.Provider.Name, first.Model.ID
-	st.key = cacheKey(canon, first.Provider, first.Model)
-	if !lookup {
+	if !lookup || st.canon == nil {
 		c.CountBypass()
 		return nil, st
 	}
@@ -197,6 +175,34 @@ func (g *Gateway) cacheLookup(r *http.Request, ex *Exchange) (*cache.Entry, *cac
 	}
 	st.status, st.store = CacheHit, false
 	return &e, st
+}
+
+// canonicalRequest is the target-independent part of the request's
+// cache key (see canonical), or nil when the request may not be cached:
+// its dialect members say so (dialects.CacheExtras), it cannot be read,
+// its temperature is above the limit, or the plan has no target. The
+// decoded request is kept in ex for the rest of the path.
+func (g *Gateway) canonicalRequest(r *http.Request, ex *Exchange) []byte {
+	d := ex.Endpoint.Dialect
+	extras, why := dialects.CacheExtras(d, ex.Body)
+	if why != "" || len(ex.Plan.Candidates) == 0 {
+		return nil
+	}
+	if ex.Chat == nil {
+		chat, derr := dialects.DecodeRequest(d, ex.Body)
+		if derr != nil {
+			return nil
+		}
+		ex.Chat = chat
+	}
+	if t := ex.Chat.Temperature; t != nil && *t > g.cacheMaxTemperature() {
+		return nil
+	}
+	canon, err := canonical(ex.Chat, extras, r.Header)
+	if err != nil {
+		return nil
+	}
+	return canon
 }
 
 func (g *Gateway) cacheMaxTemperature() float64 {

@@ -52,15 +52,14 @@ func (h *Route) injectContext(w http.ResponseWriter, r *http.Request, ex *Exchan
 	if id == "" {
 		id = g.defaultContextID()
 	}
-	session := ""
+	// llm_budget has read (and checked) the session id already.
+	var session string
 	if a := ex.Account; a != nil {
 		session = a.Session
-	} else if s := r.Header.Get("X-Session-Id"); s != "" {
-		if len(s) > maxSessionID || !printable(s) {
-			h.refuse(w, r, ex, &dialects.Error{Status: http.StatusBadRequest, Param: "X-Session-Id",
-				Message: "X-Session-Id must be at most 128 printable ASCII characters"}, "context")
-			return false
-		}
+	} else if s, serr := sessionID(r); serr != nil {
+		h.refuse(w, r, ex, serr, "context")
+		return false
+	} else {
 		session = s
 	}
 	buf := g.waitContexts()

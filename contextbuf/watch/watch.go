@@ -93,7 +93,7 @@ func (o Options) check() (*config, error) {
 		if o.ID == "" {
 			return nil, fmt.Errorf("cannot name the context after %s: give an id", root)
 		}
-	} else if err := checkID(o.ID); err != nil {
+	} else if err := contextbuf.CheckID(o.ID); err != nil {
 		return nil, err
 	}
 	if o.Proxy == "" {
@@ -135,9 +135,6 @@ func (o Options) check() (*config, error) {
 	}
 	return &config{Options: o, root: root, proxyURL: redactURL(o.Proxy)}, nil
 }
-
-// checkID applies the gateway's rule for context ids (contextbuf.CheckID).
-func checkID(id string) error { return contextbuf.CheckID(id) }
 
 func idChar(r rune) bool {
 	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_' || r == '-'
