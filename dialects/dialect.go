@@ -27,6 +27,12 @@ const (
 	Ollama Dialect = "ollama"
 	// Responses is the OpenAI Responses API (/v1/responses).
 	Responses Dialect = "responses"
+	// Gemini is Google's Gemini API (generateContent and
+	// streamGenerateContent with alt=sse).
+	Gemini Dialect = "gemini"
+	// Bedrock is AWS Bedrock's Converse API (converse and
+	// converse-stream, whose stream is binary AWS eventstream).
+	Bedrock Dialect = "bedrock"
 )
 
 // ProviderDialects are the dialects a provider may be declared with.
