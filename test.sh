@@ -4,7 +4,9 @@
 # Caddyfile golden tests), then the conformance suite: the built gateway
 # binary with the official SDKs as clients (Go openai-go, Chat and
 # Responses, and anthropic-sdk-go; npm openai, @anthropic-ai/sdk 0.x and
-# 1.x, ollama) against providers of all four dialects.
+# 1.x, ollama) against providers of all four dialects; last, the
+# benchmark harness in its quick mode (bench/run.sh -quick), so that it
+# keeps working (the numbers of a quick run are not reported).
 #
 #   ./test.sh            everything
 #   ./test.sh -short     skip the slow integration tests and conformance
@@ -27,6 +29,7 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 (cd conformance && go vet ./...)
+(cd bench && go vet ./...)
 
 step "unit and integration tests"
 if [ $short = 1 ]; then
@@ -53,3 +56,7 @@ fi
 
 step "SDK conformance (built binary, official clients, mock provider)"
 (cd conformance && LLMGATE_CADDY="$root/bin/caddy" LLMGATE_REQUIRE_NODE=1 go test -count=1 -v ./... 2>&1 | grep -v '^{"level"')
+
+step "benchmark harness: its tests, then every scenario in 1-second runs"
+(cd bench && go test -count=1 ./...)
+bench/run.sh -quick -out "$(mktemp -d)" -readme '' >/dev/null

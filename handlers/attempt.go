@@ -3,7 +3,6 @@ package handlers
 import (
 	"io"
 	"math/rand/v2"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -80,8 +79,7 @@ func (a *attemptWriter) WriteHeader(code int) {
 		return
 	}
 	if a.proxyInfo && code == http.StatusOK {
-		ct, _, _ := mime.ParseMediaType(a.header.Get("Content-Type"))
-		if ct == "application/json" {
+		if mediaType(a.header.Get("Content-Type")) == "application/json" {
 			a.keep = true
 			return
 		}

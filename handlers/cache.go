@@ -225,7 +225,7 @@ func (h *Route) serveCached(w http.ResponseWriter, r *http.Request, ex *Exchange
 	}
 	c := &ex.Plan.Candidates[0]
 	ex.Decision = &routing.Decision{Requested: ex.Request.Model, Model: c.Model, Provider: c.Provider, Reason: ex.Plan.Reason}
-	publish(r, ex.Decision, ex.Plan)
+	publish(r, ex)
 	d := ex.Endpoint.Dialect
 	now := g.Now()
 	var out []byte

@@ -25,6 +25,8 @@ type Exchange struct {
 	Chat *dialects.ChatRequest
 	// Decision is the target of the current attempt.
 	Decision *routing.Decision
+	// published: the {llm.*} placeholders are registered (publish).
+	published bool
 	// Plan is the router's plan (tier, reasons, candidates in order).
 	Plan *routing.Plan
 	// Attempts counts the upstream attempts so far; Fallback is the

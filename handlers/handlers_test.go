@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -256,5 +257,41 @@ func BenchmarkTapAnthropicEvent(b *testing.B) {
 	b.SetBytes(int64(len(ev)))
 	for b.Loop() {
 		_, _ = tap.Write(ev)
+	}
+}
+
+// TestPublishPlaceholders: the decision reaches the rest of the chain as
+// {llm.*} placeholders and llm_* vars, as the README documents.
+func TestPublishPlaceholders(t *testing.T) {
+	var got map[string]string
+	var vars map[string]any
+	up := &fakeUpstream{}
+	up.respond = func(w http.ResponseWriter) {
+		repl := up.got.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+		got = map[string]string{}
+		for _, k := range []string{"provider", "model", "upstream_model", "dialect", "upstream", "route_reason", "tier", "nope"} {
+			got[k] = repl.ReplaceAll("{llm."+k+"}", "<none>")
+		}
+		vars = maps.Clone(up.got.Context().Value(caddyhttp.VarsCtxKey).(map[string]any))
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"choices":[{"message":{"content":"ok"}}]}`))
+	}
+	g := testGateway(t, up)
+	rec := serve(t, g, `{"messages":[{"role":"user","content":"hi"}],"model":"cheap"}`, nil)
+	if rec.Code != 200 {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	want := map[string]string{"provider": "p", "model": "m", "upstream_model": "m-up", "dialect": "openai",
+		"upstream": "api.example.test", "nope": "<none>"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("{llm.%s} = %q, want %q", k, got[k], v)
+		}
+	}
+	if got["route_reason"] == "" || got["route_reason"] == "<none>" {
+		t.Errorf("{llm.route_reason} = %q", got["route_reason"])
+	}
+	if vars["llm_provider"] != "p" || vars["llm_model"] != "m" || vars["llm_upstream_model"] != "m-up" {
+		t.Errorf("vars: %v", vars)
 	}
 }

@@ -295,7 +295,7 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 			ex.Attempts++
 			ex.Usage = dialects.Usage{}
 			ex.UpstreamStatus = 0
-			publish(r, ex.Decision, plan)
+			publish(r, ex)
 			aw = newAttemptWriter(w, base, ex, proxyInfo, func(hd http.Header) { g.answerHeaders(hd, ex) })
 			if ex.cache != nil && ex.cache.store {
 				aw.tee = &cacheTee{limit: g.teeLimit()}
@@ -316,6 +316,10 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 					rt.Breakers.Success(c.Provider.Name, c.Model.ID)
 				}
 				aw.release(func(b []byte) []byte { return h.proxyObject(b, ex) })
+				// The answer is complete: let it leave now rather than
+				// when the handler returns, so that the bookkeeping below
+				// (cache, ledger, metrics) is not the client's wait.
+				_ = flush(w)
 				status := aw.status
 				switch {
 				case entry.ErrorKind != "":
@@ -538,7 +542,7 @@ func (h *Route) finish(r *http.Request, ex *Exchange, e *ledger.Entry, status in
 		e.KeyID = a.KeyID
 		e.Session = a.Session
 	}
-	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok && accessLogged(r) {
 		extra.Add(zap.String("llm_provider", e.Provider))
 		extra.Add(zap.String("llm_model", e.Model))
 		extra.Add(zap.String("llm_tier", e.Tier))
@@ -561,6 +565,14 @@ func (h *Route) finish(r *http.Request, ex *Exchange, e *ledger.Entry, status in
 		g.record(r.Context(), *e)
 	}
 	g.observe(ex, e, overhead)
+}
+
+// accessLogged reports whether the request's server writes access logs
+// (a log directive), the only reader of the extra log fields: without
+// one, the fields would be built for nobody on every request.
+func accessLogged(r *http.Request) bool {
+	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	return !ok || srv.Logs != nil
 }
 
 // observe hands a finished request to the metrics, and what its
@@ -613,23 +625,57 @@ func (g *Gateway) setOverheadHeader(h http.Header, ex *Exchange) {
 }
 
 // publish makes the decision visible to the rest of the chain and to the
-// client: placeholders {llm.*}, vars llm_* and x-llm-* response headers.
-func publish(r *http.Request, d *routing.Decision, p *routing.Plan) {
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("llm.provider", d.Provider.Name)
-		repl.Set("llm.model", d.Model.ID)
-		repl.Set("llm.upstream_model", d.Model.UpstreamID)
-		repl.Set("llm.dialect", d.Provider.Dialect)
-		repl.Set("llm.route_reason", d.Reason)
-		repl.Set("llm.tier", string(p.Tier))
-		if len(d.Provider.URLs) > 0 {
-			repl.Set("llm.upstream", d.Provider.URLs[0].Host)
+// client: placeholders {llm.*} and vars llm_*. The placeholders are
+// served by one replacer function over the exchange, registered once per
+// request, which always reads the current decision (a fallback changes
+// it); the vars are set in place.
+func publish(r *http.Request, ex *Exchange) {
+	d, p := ex.Decision, ex.Plan
+	if !ex.published {
+		ex.published = true
+		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+			repl.Map(ex.placeholder)
 		}
 	}
-	caddyhttp.SetVar(r.Context(), "llm_provider", d.Provider.Name)
-	caddyhttp.SetVar(r.Context(), "llm_model", d.Model.ID)
-	caddyhttp.SetVar(r.Context(), "llm_upstream_model", d.Model.UpstreamID)
-	caddyhttp.SetVar(r.Context(), "llm_tier", string(p.Tier))
+	if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+		vars["llm_provider"] = d.Provider.Name
+		vars["llm_model"] = d.Model.ID
+		vars["llm_upstream_model"] = d.Model.UpstreamID
+		vars["llm_tier"] = string(p.Tier)
+	}
+}
+
+// placeholder resolves the {llm.*} placeholders of the exchange's
+// current decision.
+func (ex *Exchange) placeholder(key string) (any, bool) {
+	name, ok := strings.CutPrefix(key, "llm.")
+	d := ex.Decision
+	if !ok || d == nil {
+		return nil, false
+	}
+	switch name {
+	case "provider":
+		return d.Provider.Name, true
+	case "model":
+		return d.Model.ID, true
+	case "upstream_model":
+		return d.Model.UpstreamID, true
+	case "dialect":
+		return d.Provider.Dialect, true
+	case "route_reason":
+		return d.Reason, true
+	case "tier":
+		if ex.Plan != nil {
+			return string(ex.Plan.Tier), true
+		}
+		return "", true
+	case "upstream":
+		if len(d.Provider.URLs) > 0 {
+			return d.Provider.URLs[0].Host, true
+		}
+		return "", true
+	}
+	return nil, false
 }
 
 // setDecisionHeaders writes the x-llm-* headers of the exchange's

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 
@@ -65,7 +64,7 @@ func (t *translateWriter) WriteHeader(code int) {
 	if t.onHeaders != nil {
 		t.onHeaders()
 	}
-	ct, _, _ := mime.ParseMediaType(t.Header().Get("Content-Type"))
+	ct := mediaType(t.Header().Get("Content-Type"))
 	isStream := ct == "text/event-stream" || ct == "application/x-ndjson" ||
 		(t.from == dialects.Ollama && t.wantStream && t.Header().Get("Content-Length") == "")
 	if code == http.StatusOK && isStream {

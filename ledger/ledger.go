@@ -122,14 +122,123 @@ type Ledger struct {
 	// bmu guards ctr.
 	bmu sync.Mutex
 	ctr counters
+
+	// gc groups the commits of concurrent records into one transaction.
+	gc groupCommit
+}
+
+// maxGroup bounds the entries of one grouped commit (a few hundred
+// bytes each: far below Badger's transaction limit).
+const maxGroup = 512
+
+// groupCommit commits the entries of concurrent Record calls together:
+// each caller adds its entry to the open group and waits for that
+// group's commit, which one writer goroutine does in a single Badger
+// transaction. Under load one transaction serves many requests (a
+// transaction's fixed cost, and its wait for Badger's write loop, is
+// most of the cost of a small entry); alone, a group is one entry, as
+// before. Record still returns only once its entry is committed.
+type groupCommit struct {
+	mu      sync.Mutex
+	groups  []*group
+	wake    chan struct{}
+	stop    chan struct{}
+	stopped chan struct{}
+	start   sync.Once
+}
+
+// group is one transaction's worth of entries.
+type group struct {
+	keys, vals [][]byte
+	done       chan struct{}
+	err        error
+}
+
+// commit adds one entry to the open group and waits for its commit.
+func (l *Ledger) commit(k, v []byte) error {
+	g := &l.gc
+	g.start.Do(func() {
+		g.wake = make(chan struct{}, 1)
+		g.stop = make(chan struct{})
+		g.stopped = make(chan struct{})
+		go l.writeGroups()
+	})
+	g.mu.Lock()
+	var cur *group
+	if n := len(g.groups); n > 0 && len(g.groups[n-1].keys) < maxGroup {
+		cur = g.groups[n-1]
+	} else {
+		cur = &group{done: make(chan struct{})}
+		g.groups = append(g.groups, cur)
+	}
+	cur.keys = append(cur.keys, k)
+	cur.vals = append(cur.vals, v)
+	g.mu.Unlock()
+	select {
+	case g.wake <- struct{}{}:
+	default: // the writer is awake already
+	}
+	<-cur.done
+	return cur.err
+}
+
+// writeGroups is the writer: it commits the waiting groups, oldest
+// first, until stopGroups. Callers hold l.mu (shared) while they wait,
+// so Close's exclusive lock is taken only once every group is written.
+func (l *Ledger) writeGroups() {
+	g := &l.gc
+	defer close(g.stopped)
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-g.wake:
+		}
+		for {
+			g.mu.Lock()
+			if len(g.groups) == 0 {
+				g.mu.Unlock()
+				break
+			}
+			cur := g.groups[0]
+			g.groups[0] = nil
+			g.groups = g.groups[1:]
+			g.mu.Unlock()
+			cur.err = l.db.Update(func(txn *badger.Txn) error {
+				for i, k := range cur.keys {
+					if err := txn.Set(k, cur.vals[i]); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			close(cur.done)
+		}
+	}
+}
+
+// stopGroups ends the writer (after Close has waited for the records in
+// progress, so no group is left).
+func (l *Ledger) stopGroups() {
+	g := &l.gc
+	g.start.Do(func() {}) // from here on, g.stop is set iff a writer runs
+	if g.stop != nil {
+		close(g.stop)
+		<-g.stopped
+	}
 }
 
 // Close waits for writes in progress and makes later ones fail with
 // ErrClosed. Call it before closing the database.
 func (l *Ledger) Close() {
 	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
 	l.closed = true
 	l.mu.Unlock()
+	l.stopGroups()
 }
 
 // New returns a ledger over db. Its spend counters start empty: call
@@ -188,7 +297,7 @@ func (l *Ledger) record(e Entry, h *Hold) error {
 		if l.closed {
 			err = ErrClosed
 		} else {
-			err = l.db.Update(func(txn *badger.Txn) error { return txn.Set(k, v) })
+			err = l.commit(k, v)
 		}
 		l.mu.RUnlock()
 	}

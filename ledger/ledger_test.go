@@ -2,6 +2,9 @@ package ledger
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -89,4 +92,85 @@ func TestEntryHoldsNoContent(t *testing.T) {
 			t.Errorf("ledger entry field %q is not on the metadata list", k)
 		}
 	}
+}
+
+// TestGroupCommit: concurrent records share transactions, yet each
+// returns only once its entry is stored; every entry is stored once and
+// counted once; Close waits for them and later records fail.
+func TestGroupCommit(t *testing.T) {
+	l := newTestLedger(t)
+	if err := l.SetLocation(time.UTC); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(-time.Minute)
+	const n = 300
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e := Entry{Time: start.Add(time.Duration(i) * time.Millisecond), KeyID: "k", Model: "m", Status: 200, CostUSD: 0.001}
+			if err := l.Record(e); err != nil {
+				errs <- err
+				return
+			}
+			// Committed on return: visible to a reader at once.
+			found := false
+			if err := l.Each(e.Time, e.Time.Add(time.Nanosecond), func(got Entry) error {
+				found = found || got.Time.Equal(e.Time)
+				return nil
+			}); err != nil || !found {
+				errs <- fmt.Errorf("entry %d not readable after Record: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	count := 0
+	if err := l.Each(time.Time{}, time.Time{}, func(Entry) error { count++; return nil }); err != nil || count != n {
+		t.Fatalf("%d entries stored (%v), want %d", count, err, n)
+	}
+	if got := l.Spent(time.Now(), ScopeKey, "k", "", Daily); math.Abs(got-n*0.001) > 1e-9 {
+		t.Errorf("spent %v, want %v", got, n*0.001)
+	}
+	l.Close()
+	if err := l.Record(Entry{Time: time.Now(), Status: 200}); !errors.Is(err, ErrClosed) {
+		t.Errorf("record after close: %v", err)
+	}
+	l.Close() // twice is fine
+}
+
+// BenchmarkRecord measures one entry's commit, alone and with
+// concurrent callers (whose entries share transactions).
+func BenchmarkRecord(b *testing.B) {
+	db, err := badger.Open(badger.DefaultOptions("").WithInMemory(true).WithLogger(nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	l := New(db)
+	defer l.Close()
+	e := Entry{KeyID: "k", Endpoint: "chat_completions", Provider: "p", Model: "m", Status: 200, CostUSD: 0.001, LatencyMS: 12}
+	b.Run("serial", func(b *testing.B) {
+		for b.Loop() {
+			if err := l.Record(e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.SetParallelism(16)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := l.Record(e); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
 }
