@@ -56,9 +56,11 @@ func init() {
 //		}
 //
 //		provider <name> {
-//			dialect  openai|responses|anthropic|ollama
+//			dialect  openai|responses|anthropic|ollama|gemini|bedrock
 //			url      <base-url> [<base-url>...]
 //			api_key  <key>
+//			region   <aws-region>
+//			aws_profile <profile>
 //			header   <field> <value>
 //			dial_timeout            <duration>
 //			response_header_timeout <duration>
@@ -406,8 +408,20 @@ func parseProvider(d *caddyfile.Dispenser) (ProviderConfig, error) {
 				return p, err
 			}
 			p.TLSServerName = v
+		case "region":
+			v, err := oneArg(d)
+			if err != nil {
+				return p, err
+			}
+			p.Region = v
+		case "aws_profile":
+			v, err := oneArg(d)
+			if err != nil {
+				return p, err
+			}
+			p.AWSProfile = v
 		default:
-			return p, d.Errf("provider %s: unrecognized option %q (valid: dialect, url, api_key, header, dial_timeout, response_header_timeout, health_uri, health_interval, fail_duration, lb_policy, tls_server_name)", p.Name, key)
+			return p, d.Errf("provider %s: unrecognized option %q (valid: dialect, url, api_key, region, aws_profile, header, dial_timeout, response_header_timeout, health_uri, health_interval, fail_duration, lb_policy, tls_server_name)", p.Name, key)
 		}
 	}
 	if len(p.URLs) == 0 {

@@ -196,6 +196,17 @@ type ProviderConfig struct {
 
 	// TLSServerName overrides the TLS server name (SNI) sent upstream.
 	TLSServerName string `json:"tls_server_name,omitempty"`
+
+	// Region is the AWS region a bedrock provider signs its requests
+	// for (SigV4). Default: the AWS configuration's (AWS_REGION, the
+	// profile). Ignored by other dialects and when APIKey is set (a
+	// Bedrock API key is sent as a bearer token instead).
+	Region string `json:"region,omitempty"`
+
+	// AWSProfile names the shared-config profile a bedrock provider
+	// takes its credentials from. Default: AWS_PROFILE, else the usual
+	// chain (environment, default profile, SSO, instance role).
+	AWSProfile string `json:"aws_profile,omitempty"`
 }
 
 // ModelConfig declares one model.
@@ -889,6 +900,17 @@ func proxyConfig(pc *ProviderConfig, p *routing.Provider) (json.RawMessage, erro
 		ups = append(ups, map[string]any{"dial": net.JoinHostPort(u.Hostname(), port)})
 	}
 	transport := map[string]any{"protocol": "http"}
+	if p.Dialect == string(dialects.Bedrock) && p.APIKey == "" && p.KeySource == "" {
+		// Bedrock without an API key: AWS SigV4, signed as the request
+		// leaves (see SigV4Transport).
+		transport["protocol"] = "llm_sigv4"
+		if pc.Region != "" {
+			transport["region"] = pc.Region
+		}
+		if pc.AWSProfile != "" {
+			transport["profile"] = pc.AWSProfile
+		}
+	}
 	dial := pc.DialTimeout
 	if dial == 0 {
 		dial = caddy.Duration(10e9)

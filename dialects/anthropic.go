@@ -234,6 +234,11 @@ func EncodeAnthropicRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 			if p.Type == PartToolResult && p.ID == "" {
 				p.ID = ids[p.Name]
 			}
+			if p.Type == PartThinking && isGeminiSig(p.Signature) {
+				// Gemini's signatures mean nothing to Claude, which
+				// would refuse the block: unsigned thinking, dropped.
+				continue
+			}
 			if b, ok := anthropicBlock(p); ok {
 				blocks = append(blocks, b)
 			}

@@ -75,7 +75,7 @@ func TestCollectStreamIncomplete(t *testing.T) {
 	if _, err := CollectStream(Anthropic, []byte("garbage\n\n")); err == nil {
 		t.Error("garbage accepted")
 	}
-	if _, err := CollectStream("gemini", nil); err == nil {
+	if _, err := CollectStream("cohere", nil); err == nil {
 		t.Error("unknown dialect accepted")
 	}
 }
@@ -152,7 +152,7 @@ func TestCacheExtras(t *testing.T) {
 		{Anthropic, `{"model":"m","max_tokens":5,"messages":[],"top_k":3,"metadata":{"user_id":"u"}}`, "top_k=3", ""},
 		{Anthropic, `{"model":"m","messages":[],"tools":[{"type":"web_search_20250305","name":"web_search"}]}`, "", "web_search_20250305"},
 		{Ollama, `{"model":"m","messages":[],"options":{"num_ctx":8192,"seed":1},"keep_alive":"5m"}`, `options={"num_ctx":8192,"seed":1}`, ""},
-		{"gemini", `{}`, "", "not cached"},
+		{"cohere", `{}`, "", "not cached"},
 		// What the neutral request does not hold goes in whole.
 		{OpenAI, `{"messages":[{"role":"user","content":[{"type":"file","file":{"file_id":"f1"}}]}]}`, `messages=[{"role":"user","content":[{"type":"file","file":{"file_id":"f1"}}]}]`, ""},
 		{OpenAI, `{"messages":[{"role":"user","name":"bob","content":"hi"}]}`, `messages=[{"role":"user","name":"bob","content":"hi"}]`, ""},

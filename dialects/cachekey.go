@@ -26,12 +26,14 @@ var (
 	responsesHeld = set("model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls",
 		"max_output_tokens", "temperature", "top_p", "text", "reasoning")
 	ollamaHeld = set("model", "messages", "tools", "format", "think")
+	// Bedrock's body has no model: it is in the URL.
+	bedrockHeld = set("messages", "system", "inferenceConfig", "toolConfig", "additionalModelRequestFields", "outputConfig")
 )
 
 // members that never change an answer: streaming, bookkeeping, the end
 // user's id, storage and routing hints.
 var cacheIgnored = set("stream", "stream_options", "user", "metadata", "store", "service_tier",
-	"prompt_cache_key", "prompt_cache_retention", "safety_identifier", "keep_alive", "truncation")
+	"prompt_cache_key", "prompt_cache_retention", "safety_identifier", "keep_alive", "truncation", "requestMetadata")
 
 func set(keys ...string) map[string]bool {
 	m := make(map[string]bool, len(keys))
@@ -61,6 +63,10 @@ func CacheExtras(d Dialect, body []byte) (extras []byte, reason string) {
 		held, shapes = responsesHeld, responsesShapes
 	case Ollama:
 		held, shapes = ollamaHeld, ollamaShapes
+	case Bedrock:
+		held, shapes = bedrockHeld, bedrockShapes
+	case Gemini:
+		held, shapes = geminiHeld, geminiShapes
 	default:
 		return nil, "requests of dialect " + string(d) + " are not cached"
 	}
@@ -102,6 +108,9 @@ func CacheExtras(d Dialect, body []byte) (extras []byte, reason string) {
 
 // notCacheable says why a member keeps a request out of the cache.
 func notCacheable(d Dialect, name string, v gjson.Result) string {
+	if d == Gemini {
+		return geminiNotCacheable(name, v)
+	}
 	switch name {
 	case "n":
 		if v.Exists() && v.Type != gjson.Null && v.Int() != 1 {
@@ -138,6 +147,21 @@ func notCacheable(d Dialect, name string, v gjson.Result) string {
 	case "web_search_options", "mcp_servers", "container":
 		if v.Type != gjson.Null {
 			return "the provider runs tools of its own (" + name + ")"
+		}
+	case "toolConfig": // Bedrock
+		server := ""
+		each(v.Get("tools"), func(_, t gjson.Result) bool {
+			if st := t.Get("systemTool"); st.Exists() && st.Type != gjson.Null {
+				server = "systemTool " + st.Get("name").Str
+			}
+			return server == ""
+		})
+		if d == Bedrock && server != "" {
+			return "the provider runs tools of its own (" + server + ")"
+		}
+	case "additionalModelResponseFieldPaths": // Bedrock
+		if d == Bedrock && v.Type != gjson.Null {
+			return "model-specific answer fields requested (additionalModelResponseFieldPaths)"
 		}
 	case "tools":
 		server := ""

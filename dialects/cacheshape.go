@@ -139,6 +139,29 @@ var (
 		"reasoning":   obj{"effort": leafV},
 	}
 
+	// Bedrock content blocks are unions: objects with one member each.
+	bedrockImageShape = obj{"format": leafV, "source": obj{"bytes": leafV}}
+	bedrockGuardShape = obj{"text": obj{"text": leafV}}
+	bedrockBlockShape = obj{
+		"text": leafV, "image": bedrockImageShape, "cachePoint": wholeV, "guardContent": bedrockGuardShape,
+		"toolUse": obj{"toolUseId": leafV, "name": leafV, "input": wholeV},
+		"toolResult": obj{"toolUseId": leafV, "status": leafV,
+			"content": list{obj{"text": leafV, "json": wholeV, "image": bedrockImageShape}}},
+		"reasoningContent": obj{"reasoningText": obj{"text": leafV, "signature": leafV}, "redactedContent": leafV},
+	}
+	bedrockShapes = map[string]shape{
+		"system":          list{obj{"text": leafV, "cachePoint": wholeV, "guardContent": bedrockGuardShape}},
+		"messages":        list{obj{"role": leafV, "content": list{bedrockBlockShape}}},
+		"inferenceConfig": obj{"maxTokens": leafV, "temperature": leafV, "topP": leafV, "stopSequences": list{leafV}},
+		"toolConfig": obj{
+			"tools":      list{obj{"toolSpec": obj{"name": leafV, "description": leafV, "inputSchema": obj{"json": wholeV}}, "cachePoint": wholeV}},
+			"toolChoice": obj{"auto": wholeV, "any": wholeV, "tool": obj{"name": leafV}},
+		},
+		"additionalModelRequestFields": obj{"thinking": obj{"type": leafV, "budget_tokens": leafV}, "reasoning_effort": leafV,
+			"reasoningConfig": obj{"type": leafV, "maxReasoningEffort": leafV}, "output_config": obj{"effort": leafV}},
+		"outputConfig": obj{"textFormat": obj{"type": leafV, "structure": obj{"jsonSchema": obj{"schema": leafV, "name": leafV}}}},
+	}
+
 	ollamaShapes = map[string]shape{
 		"messages": list{obj{"role": leafV, "content": leafV, "thinking": leafV, "images": list{leafV},
 			"tool_calls": list{obj{"id": leafV, "function": obj{"name": leafV, "arguments": wholeV}}}}},

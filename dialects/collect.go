@@ -5,18 +5,19 @@ import (
 	"fmt"
 )
 
-// CollectStream reads a complete stream of dialect d (the bytes of an SSE
-// or NDJSON answer, as a client received it) back into one answer. It is
-// how the response cache keeps a streamed answer: in neutral form, to be
-// replayed later in any dialect, streamed or not. A stream that ends
-// with an error event, or without its end event, is an error.
+// CollectStream reads a complete stream of dialect d (the bytes of an
+// SSE, NDJSON or eventstream answer, as a client received it) back into
+// one answer. It is how the response cache keeps a streamed answer: in
+// neutral form, to be replayed later in any dialect, streamed or not. A
+// stream that ends with an error event, or without its end event, is an
+// error.
 func CollectStream(d Dialect, body []byte) (*ChatResponse, error) {
 	dec, ndjson, err := newStreamDecoder(d)
 	if err != nil {
 		return nil, err
 	}
 	c := collector{r: &ChatResponse{}, tools: map[int]int{}}
-	p := frameParser{ndjson: ndjson}
+	p := newFrameParser(dec, ndjson)
 	emit := c.emit
 	p.feed(body, func(name string, data []byte) {
 		if !c.done {

@@ -10,6 +10,7 @@ package dialects
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -36,7 +37,7 @@ const (
 )
 
 // ProviderDialects are the dialects a provider may be declared with.
-var ProviderDialects = []Dialect{OpenAI, Anthropic, Ollama, Responses}
+var ProviderDialects = []Dialect{OpenAI, Anthropic, Ollama, Responses, Gemini, Bedrock}
 
 // ParseProvider returns the provider dialect named s, or an error listing
 // the valid names.
@@ -61,62 +62,125 @@ type Endpoint struct {
 	Generate bool
 	// Name is a short label for logs and metrics.
 	Name string
+	// Model is the model the path names (Gemini's
+	// /models/{model}:generateContent, Bedrock's /model/{id}/converse);
+	// "" where the body names it.
+	Model string
+	// Stream is what the path says of streaming, for the dialects whose
+	// path says it (Gemini, Bedrock: see PathStream).
+	Stream bool
 }
 
+// PathStream reports whether the stream flag of dialect d's requests is
+// in the path (the endpoint) rather than in the body.
+func PathStream(d Dialect) bool { return d == Gemini || d == Bedrock }
+
 // ClientEndpoint maps a request's method and path to the endpoint it
-// addresses. ok is false for paths the gateway does not serve.
+// addresses. ok is false for paths the gateway does not serve (and for a
+// known path with the wrong method, where the endpoint is still
+// returned so the caller can say which methods are allowed).
 func ClientEndpoint(method, path string) (Endpoint, bool) {
 	path = strings.TrimSuffix(path, "/")
+	post := method == "POST"
+	get := method == "GET" || method == "HEAD"
 	switch path {
 	case "/v1/chat/completions", "/chat/completions":
-		return Endpoint{OpenAI, true, "chat_completions"}, method == "POST"
+		return Endpoint{Dialect: OpenAI, Generate: true, Name: "chat_completions"}, post
 	case "/v1/responses", "/responses":
-		return Endpoint{Responses, true, "responses"}, method == "POST"
+		return Endpoint{Dialect: Responses, Generate: true, Name: "responses"}, post
 	case "/v1/messages":
-		return Endpoint{Anthropic, true, "messages"}, method == "POST"
+		return Endpoint{Dialect: Anthropic, Generate: true, Name: "messages"}, post
 	case "/api/chat":
-		return Endpoint{Ollama, true, "ollama_chat"}, method == "POST"
+		return Endpoint{Dialect: Ollama, Generate: true, Name: "ollama_chat"}, post
 	case "/api/tags":
-		return Endpoint{Ollama, false, "ollama_tags"}, method == "GET" || method == "HEAD"
+		return Endpoint{Dialect: Ollama, Name: "ollama_tags"}, get
 	case "/v1/models", "/models":
-		return Endpoint{OpenAI, false, "models"}, method == "GET" || method == "HEAD"
+		return Endpoint{Dialect: OpenAI, Name: "models"}, get
 	case "/v1/context/delta":
-		return Endpoint{OpenAI, false, "context_delta"}, method == "POST"
+		return Endpoint{Dialect: OpenAI, Name: "context_delta"}, post
 	case "/v1/context/stats":
-		return Endpoint{OpenAI, false, "context_stats"}, method == "GET" || method == "HEAD"
+		return Endpoint{Dialect: OpenAI, Name: "context_stats"}, get
 	case "/health", "/healthz":
-		return Endpoint{OpenAI, false, "health"}, method == "GET" || method == "HEAD"
+		return Endpoint{Dialect: OpenAI, Name: "health"}, get
+	}
+	// Gemini: /v1beta/models/{model}:generateContent and
+	// :streamGenerateContent (the newest SDKs call /v1/).
+	for _, prefix := range [...]string{"/v1beta/models/", "/v1/models/"} {
+		if rest, ok := strings.CutPrefix(path, prefix); ok {
+			model, op, found := strings.Cut(rest, ":")
+			if !found || model == "" || strings.Contains(model, "/") {
+				break
+			}
+			switch op {
+			case "generateContent":
+				return Endpoint{Dialect: Gemini, Generate: true, Name: "gemini_generate", Model: model}, post
+			case "streamGenerateContent":
+				return Endpoint{Dialect: Gemini, Generate: true, Name: "gemini_stream", Model: model, Stream: true}, post
+			}
+		}
+	}
+	// Bedrock: /model/{modelId}/converse and /converse-stream. An id
+	// may be an ARN, whose "/" arrives escaped but reads decoded here:
+	// the id is everything between the prefix and the operation.
+	if rest, ok := strings.CutPrefix(path, "/model/"); ok {
+		if model, ok := strings.CutSuffix(rest, "/converse-stream"); ok && model != "" {
+			return Endpoint{Dialect: Bedrock, Generate: true, Name: "bedrock_converse_stream", Model: model, Stream: true}, post
+		}
+		if model, ok := strings.CutSuffix(rest, "/converse"); ok && model != "" {
+			return Endpoint{Dialect: Bedrock, Generate: true, Name: "bedrock_converse", Model: model}, post
+		}
 	}
 	return Endpoint{}, false
 }
 
-// UpstreamPath is the request path for a generation request to a provider
-// of dialect d whose configured base URL path is base. An empty base
-// means the provider's usual root: "/v1" for OpenAI and Anthropic, "" for
-// Ollama's native API. stream matters for dialects that put it in the
-// path (none of the current ones).
-func UpstreamPath(d Dialect, base string, stream bool) string {
+// UpstreamPath is the request path and query for a generation request to
+// a provider of dialect d whose configured base URL path is base. An
+// empty base means the provider's usual root: "/v1" for OpenAI and
+// Anthropic, "/v1beta" for Gemini, "" for Ollama's native API and
+// Bedrock. model (the provider's model id) and stream matter for the
+// dialects that put them in the path: Gemini and Bedrock. rawPath is
+// the escaped form of path when they differ (a Bedrock ARN), else "".
+func UpstreamPath(d Dialect, base, model string, stream bool) (path, rawPath, query string) {
 	base = strings.TrimSuffix(base, "/")
 	switch d {
 	case OpenAI:
 		if base == "" {
 			base = "/v1"
 		}
-		return base + "/chat/completions"
+		return base + "/chat/completions", "", ""
 	case Anthropic:
 		if base == "" {
 			base = "/v1"
 		}
-		return base + "/messages"
+		return base + "/messages", "", ""
 	case Ollama:
-		return base + "/api/chat"
+		return base + "/api/chat", "", ""
 	case Responses:
 		if base == "" {
 			base = "/v1"
 		}
-		return base + "/responses"
+		return base + "/responses", "", ""
+	case Gemini:
+		if base == "" {
+			base = "/v1beta"
+		}
+		model = strings.TrimPrefix(model, "models/")
+		if stream {
+			return base + "/models/" + model + ":streamGenerateContent", "", "alt=sse"
+		}
+		return base + "/models/" + model + ":generateContent", "", ""
+	case Bedrock:
+		op := "/converse"
+		if stream {
+			op = "/converse-stream"
+		}
+		path = base + "/model/" + model + op
+		if esc := base + "/model/" + url.PathEscape(model) + op; esc != path {
+			rawPath = esc
+		}
+		return path, rawPath, ""
 	}
-	return base
+	return base, "", ""
 }
 
 // IsStreamDefault reports whether a request of dialect d streams when it

@@ -116,9 +116,54 @@ func TestUpstreamPath(t *testing.T) {
 		{Anthropic, "", "/v1/messages"},
 		{Ollama, "", "/api/chat"},
 	} {
-		if got := UpstreamPath(c.d, c.base, false); got != c.want {
-			t.Errorf("%s %q: %q, want %q", c.d, c.base, got, c.want)
+		if got, raw, q := UpstreamPath(c.d, c.base, "m", false); got != c.want || raw != "" || q != "" {
+			t.Errorf("%s %q: %q %q %q, want %q", c.d, c.base, got, raw, q, c.want)
 		}
+	}
+	for _, c := range []struct {
+		d                    Dialect
+		base, model          string
+		stream               bool
+		path, rawPath, query string
+	}{
+		{Gemini, "", "gemini-2.5-flash", false, "/v1beta/models/gemini-2.5-flash:generateContent", "", ""},
+		{Gemini, "/v1", "models/gemini-2.5-pro", true, "/v1/models/gemini-2.5-pro:streamGenerateContent", "", "alt=sse"},
+		{Bedrock, "", "anthropic.claude-3-haiku-20240307-v1:0", false, "/model/anthropic.claude-3-haiku-20240307-v1:0/converse", "", ""},
+		{Bedrock, "", "arn:aws:bedrock:us-east-1:1:inference-profile/us.x", true,
+			"/model/arn:aws:bedrock:us-east-1:1:inference-profile/us.x/converse-stream",
+			"/model/arn:aws:bedrock:us-east-1:1:inference-profile%2Fus.x/converse-stream", ""},
+	} {
+		p, raw, q := UpstreamPath(c.d, c.base, c.model, c.stream)
+		if p != c.path || raw != c.rawPath || q != c.query {
+			t.Errorf("%s %q %q: %q %q %q", c.d, c.base, c.model, p, raw, q)
+		}
+	}
+}
+
+func TestClientEndpointInPath(t *testing.T) {
+	for _, c := range []struct {
+		path   string
+		ok     bool
+		d      Dialect
+		model  string
+		stream bool
+	}{
+		{"/v1beta/models/gemini-2.5-flash:generateContent", true, Gemini, "gemini-2.5-flash", false},
+		{"/v1/models/gemini-2.5-flash:streamGenerateContent", true, Gemini, "gemini-2.5-flash", true},
+		{"/v1beta/models/gemini-2.5-flash:countTokens", false, "", "", false},
+		{"/v1beta/models/:generateContent", false, "", "", false},
+		{"/model/anthropic.claude-3-haiku-20240307-v1:0/converse", true, Bedrock, "anthropic.claude-3-haiku-20240307-v1:0", false},
+		{"/model/arn:aws:bedrock:us-east-1:1:inference-profile/us.x/converse-stream", true, Bedrock, "arn:aws:bedrock:us-east-1:1:inference-profile/us.x", true},
+		{"/model//converse", false, "", "", false},
+		{"/model/x/invoke", false, "", "", false},
+	} {
+		ep, ok := ClientEndpoint("POST", c.path)
+		if ok != c.ok || ep.Dialect != c.d || ep.Model != c.model || ep.Stream != c.stream || (ok && !ep.Generate) {
+			t.Errorf("%s: %+v %v", c.path, ep, ok)
+		}
+	}
+	if ep, ok := ClientEndpoint("GET", "/v1beta/models/g:generateContent"); ok || ep.Name == "" {
+		t.Errorf("GET: %+v %v", ep, ok)
 	}
 }
 

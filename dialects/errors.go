@@ -84,6 +84,14 @@ func ErrorBody(d Dialect, e *Error) []byte {
 	case Ollama:
 		b = []byte(`{"error":""}`)
 		b, _ = sjson.SetBytes(b, "error", e.Message)
+	case Gemini:
+		b = geminiErrorBody(e)
+	case Bedrock:
+		// The AWS SDKs take the exception from the x-amzn-ErrorType
+		// header (BedrockErrorType) or, without it, from __type.
+		b = []byte(`{"__type":"","message":""}`)
+		b, _ = sjson.SetBytes(b, "__type", BedrockErrorType(e.Status))
+		b, _ = sjson.SetBytes(b, "message", e.Message)
 	default:
 		b = []byte(`{"error":{"message":"","type":"","param":null,"code":null}}`)
 		b, _ = sjson.SetBytes(b, "error.message", e.Message)

@@ -14,7 +14,9 @@ import (
 //   - Anthropic: a text block first in system (a string system becomes
 //     two blocks, so the client's own cache_control breakpoints, which
 //     cover everything before them, cover the injected text too);
-//   - Responses: in front of instructions, separated by a blank line.
+//   - Responses: in front of instructions, separated by a blank line;
+//   - Bedrock: a {"text"} block first in system;
+//   - Gemini: a text part first in systemInstruction.parts.
 //
 // The text comes first so that it is a stable prefix: providers' prompt
 // caches serve an unchanged beginning of a prompt.
@@ -48,6 +50,17 @@ func PrependSystem(d Dialect, body []byte, text string) ([]byte, *Error) {
 		default:
 			return nil, &Error{Status: http.StatusBadRequest, Param: "system", Message: "system must be a string or an array of content blocks"}
 		}
+	case Bedrock:
+		block := AppendJSONString(append(make([]byte, 0, len(text)+12), `{"text":`...), text)
+		block = append(block, '}')
+		switch sys := root.Get("system"); {
+		case !sys.Exists() || sys.Type == gjson.Null:
+			out, err = sjson.SetRawBytes(body, "system", append(append([]byte{'['}, block...), ']'))
+		case sys.IsArray():
+			out, err = sjson.SetRawBytes(body, "system", prependRaw(sys, block))
+		default:
+			return nil, &Error{Status: http.StatusBadRequest, Param: "system", Message: "system must be an array of blocks"}
+		}
 	case Responses:
 		ins := root.Get("instructions")
 		switch {
@@ -57,6 +70,11 @@ func PrependSystem(d Dialect, body []byte, text string) ([]byte, *Error) {
 			out, err = sjson.SetRawBytes(body, "instructions", AppendJSONString(nil, text+"\n\n"+ins.Str))
 		default:
 			return nil, &Error{Status: http.StatusBadRequest, Param: "instructions", Message: "instructions must be a string"}
+		}
+	case Gemini:
+		var e *Error
+		if out, e = geminiPrependSystem(root, body, text); e != nil {
+			return nil, e
 		}
 	default:
 		return nil, &Error{Status: http.StatusBadRequest, Message: "context injection is not supported for " + string(d) + " requests"}

@@ -42,6 +42,18 @@ func ReadRequest(d Dialect, body []byte) (Request, *Error) {
 		return r, &Error{Status: http.StatusBadRequest, Param: dup,
 			Message: "field " + dup + " appears more than once in the request body"}
 	}
+	if d == Gemini {
+		// The model and the stream flag are in the URL
+		// (models/{model}:streamGenerateContent), not in the body.
+		c := root.Get("contents")
+		if !c.Exists() {
+			return r, &Error{Status: http.StatusBadRequest, Message: "missing required field contents", Param: "contents"}
+		}
+		if !c.IsArray() {
+			return r, &Error{Status: http.StatusBadRequest, Message: "contents must be an array", Param: "contents"}
+		}
+		return r, nil
+	}
 	m := root.Get("model")
 	switch {
 	case !m.Exists() || m.Type == gjson.Null:
@@ -120,6 +132,17 @@ func duplicateKey(root gjson.Result) string {
 // SetModel returns body with its model field set to model. It edits the
 // bytes in place where it can (sjson), never decoding the whole body.
 func SetModel(body []byte, model string) ([]byte, error) {
+	// The pass-through path: splice the new name over the old value, one
+	// copy of the body (the request was checked: one "model" member).
+	if m := gjson.GetBytes(body, "model"); m.Index > 0 && m.Index+len(m.Raw) <= len(body) {
+		if m.Type == gjson.String && m.Str == model {
+			return body, nil
+		}
+		out := make([]byte, 0, len(body)-len(m.Raw)+len(model)+8)
+		out = append(out, body[:m.Index]...)
+		out = AppendJSONString(out, model)
+		return append(out, body[m.Index+len(m.Raw):]...), nil
+	}
 	return sjson.SetBytes(body, "model", model)
 }
 

@@ -86,9 +86,11 @@ var ErrUnsupportedStream = errors.New("no stream translation between these diale
 func NewStreamTranslator(from, to Dialect, o StreamOptions) (*StreamTranslator, error) {
 	t := &StreamTranslator{}
 	var err error
-	if t.dec, t.parser.ndjson, err = newStreamDecoder(from); err != nil {
+	var ndjson bool
+	if t.dec, ndjson, err = newStreamDecoder(from); err != nil {
 		return nil, err
 	}
+	t.parser = newFrameParser(t.dec, ndjson)
 	t.enc, err = newStreamEncoder(to, o)
 	return t, err
 }
@@ -105,8 +107,25 @@ func newStreamDecoder(from Dialect) (streamDecoder, bool, error) {
 		return &ollamaStreamDecoder{}, true, nil
 	case Responses:
 		return &responsesStreamDecoder{}, false, nil
+	case Gemini:
+		return &geminiStreamDecoder{}, false, nil
+	case Bedrock:
+		return &bedrockStreamDecoder{}, false, nil // eventstream: see newFrameParser
 	}
 	return nil, false, ErrUnsupportedStream
+}
+
+// eventStreamFramed is implemented by the decoders of dialects whose
+// streams are binary AWS eventstream frames (Bedrock), not text.
+type eventStreamFramed interface{ eventStreamFramed() }
+
+// newFrameParser returns the parser that splits dec's upstream stream
+// into events: eventstream frames, NDJSON lines or SSE events.
+func newFrameParser(dec streamDecoder, ndjson bool) frameParser {
+	if _, ok := dec.(eventStreamFramed); ok {
+		return frameParser{es: &EventStreamReader{}}
+	}
+	return frameParser{ndjson: ndjson}
 }
 
 // newStreamEncoder returns the stream encoder of a client dialect.
@@ -120,8 +139,25 @@ func newStreamEncoder(to Dialect, o StreamOptions) (streamEncoder, error) {
 		return &ollamaStreamEncoder{model: o.Model}, nil
 	case Responses:
 		return &responsesStreamEncoder{model: o.Model, created: o.Created}, nil
+	case Gemini:
+		return &geminiStreamEncoder{model: o.Model}, nil
+	case Bedrock:
+		return &bedrockStreamEncoder{}, nil
 	}
 	return nil, ErrUnsupportedStream
+}
+
+// StreamContentType is the Content-Type of a stream in dialect d:
+// application/x-ndjson for Ollama, application/vnd.amazon.eventstream for
+// Bedrock, text/event-stream for the SSE dialects.
+func StreamContentType(d Dialect) string {
+	switch d {
+	case Ollama:
+		return "application/x-ndjson"
+	case Bedrock:
+		return "application/vnd.amazon.eventstream"
+	}
+	return "text/event-stream"
 }
 
 func (t *StreamTranslator) emit(e Event) {
@@ -190,13 +226,15 @@ func (t *StreamTranslator) Abort(msg string) []byte {
 // Usage returns the usage the upstream reported.
 func (t *StreamTranslator) Usage() (Usage, bool) { return t.usage, t.seen }
 
-// maxFrame bounds one SSE event or NDJSON line.
+// maxFrame bounds one SSE event, NDJSON line or eventstream frame.
 const maxFrame = 8 << 20
 
 // frameParser splits a byte stream into SSE events (by the SSE spec: LF,
 // CRLF or CR line ends, "event:" and "data:" fields, multi-line data
-// joined with LF, comments ignored) or NDJSON lines.
+// joined with LF, comments ignored), NDJSON lines, or (es set) AWS
+// eventstream frames, each named as EventStreamMessage.Name says.
 type frameParser struct {
+	es      *EventStreamReader
 	ndjson  bool
 	line    []byte
 	name    []byte
@@ -207,6 +245,15 @@ type frameParser struct {
 }
 
 func (f *frameParser) feed(p []byte, event func(name string, data []byte), fail func(error)) {
+	if f.es != nil {
+		// A broken frame ends the stream: fail is called once.
+		if f.es.err == nil {
+			if err := f.es.Feed(p, func(m EventStreamMessage) { event(m.Name(), m.data()) }); err != nil {
+				fail(err)
+			}
+		}
+		return
+	}
 	for len(p) > 0 {
 		if f.cr {
 			f.cr = false
@@ -281,8 +328,12 @@ func (f *frameParser) endLine(event func(name string, data []byte)) {
 	}
 }
 
-// flush delivers a last event or line not followed by its terminator.
+// flush delivers a last event or line not followed by its terminator
+// (an eventstream frame is whole or nothing).
 func (f *frameParser) flush(event func(name string, data []byte)) {
+	if f.es != nil {
+		return
+	}
 	if len(f.line) > 0 {
 		f.endLine(event)
 	}
@@ -327,11 +378,13 @@ func ResponseStream(to Dialect, r *ChatResponse, o StreamOptions) ([]byte, error
 }
 
 // StreamEnded reports whether one stream event (an SSE event's name and
-// data, or an NDJSON line) is the event that ends a complete answer in
-// dialect d: OpenAI's [DONE], Anthropic's message_stop, Responses'
-// response.completed or .incomplete (or .failed, which ends it with an
-// error already), Ollama's "done":true line. The pass-through path uses
-// it to tell a finished stream from one cut short.
+// data, an NDJSON line, or an eventstream frame's Name and payload) is
+// the event that ends a complete answer in dialect d: OpenAI's [DONE],
+// Anthropic's message_stop, Responses' response.completed or .incomplete
+// (or .failed, which ends it with an error already), Ollama's
+// "done":true line, Gemini's chunk with a finishReason (or an error),
+// Bedrock's metadata event or an exception. The
+// pass-through path uses it to tell a finished stream from one cut short.
 func StreamEnded(d Dialect, name, data []byte) bool {
 	switch d {
 	case OpenAI:
@@ -344,6 +397,13 @@ func StreamEnded(d Dialect, name, data []byte) bool {
 		return n == "response.completed" || n == "response.incomplete" || n == "response.failed"
 	case Ollama:
 		return bytes.Contains(data, []byte(`"done":true`)) || bytes.HasPrefix(bytes.TrimSpace(data), []byte(`{"error"`))
+	case Gemini:
+		// No end marker: the chunk with the finishReason ends it.
+		return geminiChunkEnds(data)
+	case Bedrock:
+		// name is EventStreamMessage.Name: usage (metadata) follows
+		// messageStop, so metadata or an exception ends the answer.
+		return string(name) == "metadata" || bytes.HasPrefix(name, []byte("exception:")) || bytes.HasPrefix(name, []byte("error:"))
 	}
 	return true
 }
@@ -362,6 +422,10 @@ func StreamError(d Dialect, msg string, status, seq int) []byte {
 		enc = &responsesStreamEncoder{started: true, seq: seq, id: NewID("resp_")}
 	case Ollama:
 		enc = &ollamaStreamEncoder{}
+	case Gemini:
+		enc = &geminiStreamEncoder{}
+	case Bedrock:
+		enc = &bedrockStreamEncoder{}
 	default:
 		return nil
 	}

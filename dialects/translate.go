@@ -18,6 +18,10 @@ func DecodeRequest(d Dialect, body []byte) (*ChatRequest, *Error) {
 		return DecodeOllamaRequest(body)
 	case Responses:
 		return DecodeResponsesRequest(body)
+	case Gemini:
+		return DecodeGeminiRequest(body)
+	case Bedrock:
+		return DecodeBedrockRequest(body)
 	}
 	return nil, &Error{Status: http.StatusBadRequest, Message: "requests of dialect " + string(d) + " cannot be translated"}
 }
@@ -33,6 +37,10 @@ func EncodeRequest(d Dialect, r *ChatRequest, o EncodeOptions) ([]byte, error) {
 		return EncodeOllamaRequest(r, o)
 	case Responses:
 		return EncodeResponsesRequest(r, o)
+	case Gemini:
+		return EncodeGeminiRequest(r, o)
+	case Bedrock:
+		return EncodeBedrockRequest(r, o)
 	}
 	return nil, fmt.Errorf("requests cannot be translated to dialect %s", d)
 }
@@ -69,6 +77,10 @@ func DecodeResponse(d Dialect, body []byte) (*ChatResponse, error) {
 		return DecodeOllamaResponse(body)
 	case Responses:
 		return DecodeResponsesResponse(body)
+	case Gemini:
+		return DecodeGeminiResponse(body)
+	case Bedrock:
+		return DecodeBedrockResponse(body)
 	}
 	return nil, fmt.Errorf("answers of dialect %s cannot be translated", d)
 }
@@ -85,6 +97,10 @@ func EncodeResponse(d Dialect, r *ChatResponse, model string) ([]byte, error) {
 		return EncodeOllamaResponse(r, model)
 	case Responses:
 		return EncodeResponsesResponse(r, model, now().Unix())
+	case Gemini:
+		return EncodeGeminiResponse(r, model)
+	case Bedrock:
+		return EncodeBedrockResponse(r, model)
 	}
 	return nil, fmt.Errorf("answers cannot be translated to dialect %s", d)
 }
@@ -104,6 +120,18 @@ func UpstreamError(d, client Dialect, status int, body []byte) *Error {
 			}
 		}
 	}
+	if d == Bedrock {
+		// {"message"} or {"Message"}, the exception name in __type.
+		status, msg = bedrockUpstreamError(status, body, msg)
+	}
+	retryAfter := 0
+	if d == Gemini {
+		// An array envelope too; google.rpc.RetryInfo's retryDelay.
+		var m string
+		if m, retryAfter = geminiError(body); m != "" {
+			msg = m
+		}
+	}
 	if msg == "" {
 		msg = http.StatusText(status)
 		if msg == "" {
@@ -119,5 +147,5 @@ func UpstreamError(d, client Dialect, status int, body []byte) *Error {
 		// log in again.
 		return &Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("the provider refused the gateway's credentials (status %d): %s", status, msg)}
 	}
-	return &Error{Status: status, Message: "provider error: " + msg}
+	return &Error{Status: status, Message: "provider error: " + msg, RetryAfter: retryAfter}
 }

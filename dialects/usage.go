@@ -40,6 +40,10 @@ func UsageFromBody(d Dialect, body []byte) (u Usage, ok bool) {
 		return ollamaUsage(body)
 	case Responses:
 		return responsesUsage(gjson.GetBytes(body, "usage"))
+	case Gemini:
+		return geminiBodyUsage(body)
+	case Bedrock:
+		return bedrockUsage(gjson.GetBytes(body, "usage"))
 	}
 	return u, false
 }
@@ -113,8 +117,9 @@ func (s *AnthropicUsageState) Usage() Usage {
 
 // StreamUsage follows the events of one streamed response and keeps the
 // usage they report. Feed it each event's data payload (an SSE data line
-// without "data: ", or one NDJSON line) with Event. It allocates nothing
-// per event.
+// without "data: ", one NDJSON line, or for Bedrock the payload of each
+// eventstream frame, as EventStreamReader hands them out) with Event. It
+// allocates nothing per event.
 type StreamUsage struct {
 	Dialect   Dialect
 	anthropic AnthropicUsageState
@@ -123,6 +128,8 @@ type StreamUsage struct {
 }
 
 var usageKey = []byte(`"usage"`)
+
+var geminiUsageKey = []byte(`"usageMetadata"`)
 
 // Event inspects one event payload. It reports whether the payload is an
 // OpenAI usage-only chunk (choices empty, usage set), which a client that
@@ -167,6 +174,23 @@ func (s *StreamUsage) Event(data []byte) (usageOnly bool) {
 			return false
 		}
 		if u, ok := ollamaUsage(data); ok {
+			s.usage, s.seen = u, true
+		}
+	case Gemini:
+		// On many chunks, cumulative: the last one counts.
+		if !bytes.Contains(data, geminiUsageKey) {
+			return false
+		}
+		if u, ok := geminiUsage(gjson.GetBytes(data, "usageMetadata")); ok {
+			s.usage, s.seen = u, true
+		}
+	case Bedrock:
+		// Only the metadata event has a top-level usage object (a text
+		// delta that mentions "usage" has it inside delta.text).
+		if !hasUsageObject(data) {
+			return false
+		}
+		if u, ok := bedrockUsage(gjson.GetBytes(data, "usage")); ok {
 			s.usage, s.seen = u, true
 		}
 	}

@@ -75,7 +75,7 @@ func bearer(k string) map[string]string { return map[string]string{"Authorizatio
 // 429 in the client's dialect) and every one is in the ledger.
 func TestBudgetHoldsUnderConcurrency(t *testing.T) {
 	body := `{"model":"m1","max_tokens":10,"messages":[{"role":"user","content":"say hello"}]}`
-	f, _, derr := RequestFeatures(dialects.OpenAI, []byte(body))
+	f, _, derr := RequestFeatures(dialects.OpenAI, []byte(body), dialects.Request{})
 	if derr != nil {
 		t.Fatal(derr)
 	}

@@ -189,7 +189,7 @@ func (g *Gateway) canonicalRequest(r *http.Request, ex *Exchange) []byte {
 		return nil
 	}
 	if ex.Chat == nil {
-		chat, derr := dialects.DecodeRequest(d, ex.Body)
+		chat, derr := decodeChat(d, ex.Body, ex.Request)
 		if derr != nil {
 			return nil
 		}
@@ -232,7 +232,7 @@ func (h *Route) serveCached(w http.ResponseWriter, r *http.Request, ex *Exchange
 	hd := w.Header()
 	if ex.Request.Stream {
 		out, err = dialects.ResponseStream(d, resp, dialects.StreamOptions{Model: c.Model.ID, IncludeUsage: ex.Request.StreamUsage, Created: now.Unix()})
-		hd.Set("Content-Type", streamContentType(d))
+		hd.Set("Content-Type", dialects.StreamContentType(d))
 		hd.Set("Cache-Control", "no-cache")
 	} else {
 		out, err = dialects.EncodeResponse(d, resp, c.Model.ID)

@@ -17,12 +17,26 @@ const imageChars = 3000
 // limit. The request's text is only read, never kept beyond the call's
 // result. The decoded request is returned too, for llm_translate to
 // encode without decoding the body again.
-func RequestFeatures(d dialects.Dialect, body []byte) (routing.Features, *dialects.ChatRequest, *dialects.Error) {
-	req, err := dialects.DecodeRequest(d, body)
+func RequestFeatures(d dialects.Dialect, body []byte, read dialects.Request) (routing.Features, *dialects.ChatRequest, *dialects.Error) {
+	req, err := decodeChat(d, body, read)
 	if err != nil {
 		return routing.Features{}, nil, err
 	}
 	return featuresOf(req), req, nil
+}
+
+// decodeChat decodes a request body to the neutral model. For the
+// dialects that name the model and the stream flag in the path (Gemini,
+// Bedrock), read (what ReadRequest and the endpoint said) supplies them.
+func decodeChat(d dialects.Dialect, body []byte, read dialects.Request) (*dialects.ChatRequest, *dialects.Error) {
+	c, err := dialects.DecodeRequest(d, body)
+	if err != nil {
+		return nil, err
+	}
+	if dialects.PathStream(d) {
+		c.Model, c.Stream = read.Model, read.Stream
+	}
+	return c, nil
 }
 
 func featuresOf(req *dialects.ChatRequest) routing.Features {

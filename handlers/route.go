@@ -97,6 +97,9 @@ func (h *Route) serveGenerate(w http.ResponseWriter, r *http.Request, next caddy
 		dialects.WriteError(w, ep.Dialect, derr)
 		return nil
 	}
+	if dialects.PathStream(ep.Dialect) {
+		req.Model, req.Stream = ep.Model, ep.Stream
+	}
 	ex.Request = req
 	ex.Account = AccountFrom(r.Context())
 	if !h.injectContext(w, r, ex) {
@@ -137,7 +140,7 @@ func (h *Route) serveGenerate(w http.ResponseWriter, r *http.Request, next caddy
 		if a == nil {
 			// The reservation needs the input's size and the output
 			// limit; translation reuses the decoded request.
-			if f, chat, ferr := RequestFeatures(ep.Dialect, body); ferr == nil {
+			if f, chat, ferr := RequestFeatures(ep.Dialect, body, req); ferr == nil {
 				a = &analysis{f, chat}
 				ex.Chat = chat
 			}
@@ -205,7 +208,7 @@ func (g *Gateway) plan(d dialects.Dialect, req dialects.Request, body []byte, de
 	var f routing.Features
 	var note string
 	if rt.NeedsFeatures(model, tierHeader) {
-		feat, chat, ferr := RequestFeatures(d, body)
+		feat, chat, ferr := RequestFeatures(d, body, req)
 		if ferr == nil {
 			f, a = feat, &analysis{feat, chat}
 		} else if tierHeader == "" && routing.IsAuto(model) {

@@ -27,6 +27,7 @@ const (
 	kindJSON
 	kindSSE
 	kindNDJSON
+	kindEventStream // AWS eventstream (Bedrock's converse-stream)
 )
 
 // usageTap passes an upstream answer to the client and reads its token
@@ -55,6 +56,9 @@ type usageTap struct {
 	event  []byte // SSE: name of the current event
 	events int    // SSE data events seen
 	ended  bool
+	// es splits a binary AWS eventstream into its messages.
+	es       dialects.EventStreamReader
+	esFailed bool
 	// upstreamStatus, when set, receives the provider's own status.
 	upstreamStatus *int
 	// onHeaders, when set, is called when the provider's response
@@ -117,6 +121,8 @@ func (t *usageTap) WriteHeader(code int) {
 		t.kind = kindSSE
 	case "application/x-ndjson", "application/jsonl", "application/json-seq":
 		t.kind = kindNDJSON
+	case "application/vnd.amazon.eventstream":
+		t.kind = kindEventStream
 	case "application/json":
 		t.kind = kindJSON
 		if t.dialect == dialects.Ollama && t.Header().Get("Content-Length") == "" {
@@ -160,8 +166,24 @@ func (t *usageTap) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 		t.lines(p)
+	case kindEventStream:
+		if !t.esFailed && t.es.Feed(p, t.message) != nil {
+			// A frame that does not check out: the client's decoder
+			// will say so; the bytes pass as they came.
+			t.esFailed = true
+		}
 	}
 	return t.ResponseWriterWrapper.Write(p)
+}
+
+// message reads one eventstream message of a Bedrock stream: usage from
+// the metadata event, the end from metadata or an exception.
+func (t *usageTap) message(m dialects.EventStreamMessage) {
+	t.events++
+	t.stream.Event(m.Payload)
+	if !t.ended && dialects.StreamEnded(t.dialect, []byte(m.Name()), m.Payload) {
+		t.ended = true
+	}
 }
 
 // ReadFrom keeps io.Copy on Write, which must see every byte.
@@ -274,7 +296,10 @@ func (t *usageTap) finish(aborted bool) {
 			t.ended = true
 		}
 	}
-	if (t.kind == kindSSE || t.kind == kindNDJSON) && t.status == http.StatusOK && !t.ended {
+	if t.kind == kindEventStream && !t.esFailed && t.es.Close() != nil {
+		t.esFailed = true // cut inside a frame
+	}
+	if (t.kind == kindSSE || t.kind == kindNDJSON || t.kind == kindEventStream) && t.status == http.StatusOK && !t.ended {
 		t.ended = true
 		msg := "the provider's stream ended before the answer was complete"
 		if aborted {

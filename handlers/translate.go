@@ -43,14 +43,18 @@ func (h *Translate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	if client != target {
 		return h.translate(w, r, next, ex, upstream, client, target)
 	}
-	body, err := dialects.SetModel(ex.Body, d.Model.UpstreamID)
+	body, err := ex.Body, error(nil)
+	if !dialects.PathStream(target) {
+		// Gemini and Bedrock name the model in the path (prepareUpstream).
+		body, err = dialects.SetModel(body, d.Model.UpstreamID)
+	}
 	if err == nil {
 		body, err = dialects.RequestStreamUsage(target, body, ex.Request)
 	}
 	if err != nil {
 		return &dialects.Error{Status: http.StatusBadRequest, Message: "rewriting request body: " + err.Error()}
 	}
-	prepareUpstream(r, d.Provider, target, body, ex.Request.Stream)
+	prepareUpstream(r, d.Provider, target, d.Model.UpstreamID, body, ex.Request.Stream)
 
 	tap := newUsageTap(w, target, target == dialects.OpenAI && ex.Request.Stream && !ex.Request.StreamUsage)
 	tap.upstreamStatus = &ex.UpstreamStatus
@@ -82,7 +86,7 @@ func (h *Translate) translate(w http.ResponseWriter, r *http.Request, next caddy
 	chat := ex.Chat // decoded once for routing, kept for every attempt
 	if chat == nil {
 		var derr *dialects.Error
-		if chat, derr = dialects.DecodeRequest(client, ex.Body); derr != nil {
+		if chat, derr = decodeChat(client, ex.Body, ex.Request); derr != nil {
 			return derr
 		}
 		ex.Chat = chat
@@ -104,7 +108,7 @@ func (h *Translate) translate(w http.ResponseWriter, r *http.Request, next caddy
 			r.Header.Del(k)
 		}
 	}
-	prepareUpstream(r, d.Provider, target, body, ex.Request.Stream)
+	prepareUpstream(r, d.Provider, target, d.Model.UpstreamID, body, ex.Request.Stream)
 	tw := newTranslateWriter(w, target, client, ex.Request.Stream, dialects.StreamOptions{
 		Model: d.Model.ID, IncludeUsage: ex.Request.StreamUsage, Created: h.GW.Now().Unix(),
 	})
@@ -142,10 +146,13 @@ func (h *Translate) endCall(ex *Exchange) {
 // project of the client's own account (they would clash with the
 // provider key's), and headers that reveal the client's address.
 var clientOnlyHeaders = append([]string{"Authorization", "Proxy-Authorization",
-	"Cookie", "Openai-Organization", "Openai-Project", "Forwarded", "X-Real-Ip", "Cf-Connecting-Ip", "True-Client-Ip"}, keyHeaders...)
+	"Cookie", "Openai-Organization", "Openai-Project", "Forwarded", "X-Real-Ip", "Cf-Connecting-Ip", "True-Client-Ip",
+	// An AWS SDK client's own SigV4 signature, session token and date.
+	"X-Amz-Security-Token", "X-Amz-Date", "X-Amz-Content-Sha256"}, keyHeaders...)
 
-// prepareUpstream points r at the provider: body, path, credentials.
-func prepareUpstream(r *http.Request, p *routing.Provider, d dialects.Dialect, body []byte, stream bool) {
+// prepareUpstream points r at the provider: body, path (with the model
+// for the dialects that name it there), credentials.
+func prepareUpstream(r *http.Request, p *routing.Provider, d dialects.Dialect, model string, body []byte, stream bool) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
@@ -158,9 +165,7 @@ func prepareUpstream(r *http.Request, p *routing.Provider, d dialects.Dialect, b
 	for _, k := range clientOnlyHeaders {
 		h.Del(k)
 	}
-	r.URL.Path = dialects.UpstreamPath(d, p.BasePath(), stream)
-	r.URL.RawPath = ""
-	r.URL.RawQuery = ""
+	r.URL.Path, r.URL.RawPath, r.URL.RawQuery = dialects.UpstreamPath(d, p.BasePath(), model, stream)
 	r.RequestURI = ""
 	switch d {
 	case dialects.Anthropic:
@@ -169,6 +174,16 @@ func prepareUpstream(r *http.Request, p *routing.Provider, d dialects.Dialect, b
 		}
 		if h.Get("Anthropic-Version") == "" {
 			h.Set("Anthropic-Version", "2023-06-01")
+		}
+	case dialects.Gemini:
+		if p.APIKey != "" {
+			h.Set("X-Goog-Api-Key", p.APIKey)
+		}
+	case dialects.Bedrock:
+		// With an API key, Bedrock takes it as a bearer token; without,
+		// the provider's transport signs the request (SigV4).
+		if p.APIKey != "" {
+			h.Set("Authorization", "Bearer "+p.APIKey)
 		}
 	default:
 		if p.APIKey != "" {

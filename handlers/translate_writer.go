@@ -45,14 +45,6 @@ func newTranslateWriter(w http.ResponseWriter, from, to dialects.Dialect, wantSt
 		from: from, to: to, opts: o, wantStream: wantStream}
 }
 
-// streamContentType is the content type of a stream in dialect d.
-func streamContentType(d dialects.Dialect) string {
-	if d == dialects.Ollama {
-		return "application/x-ndjson"
-	}
-	return "text/event-stream"
-}
-
 func (t *translateWriter) WriteHeader(code int) {
 	if t.wroteHeader || code < 200 {
 		return
@@ -65,14 +57,14 @@ func (t *translateWriter) WriteHeader(code int) {
 		t.onHeaders()
 	}
 	ct := mediaType(t.Header().Get("Content-Type"))
-	isStream := ct == "text/event-stream" || ct == "application/x-ndjson" ||
+	isStream := ct == "text/event-stream" || ct == "application/x-ndjson" || ct == "application/vnd.amazon.eventstream" ||
 		(t.from == dialects.Ollama && t.wantStream && t.Header().Get("Content-Length") == "")
 	if code == http.StatusOK && isStream {
 		tr, err := dialects.NewStreamTranslator(t.from, t.to, t.opts)
 		if err == nil {
 			t.stream = tr
 			h := t.Header()
-			h.Set("Content-Type", streamContentType(t.to))
+			h.Set("Content-Type", dialects.StreamContentType(t.to))
 			h.Set("Cache-Control", "no-cache")
 			h.Del("Content-Length")
 			t.ResponseWriterWrapper.WriteHeader(code)
@@ -163,7 +155,7 @@ func (t *translateWriter) finish(aborted bool) {
 	var out []byte
 	if t.wantStream {
 		out, err = dialects.ResponseStream(t.to, resp, t.opts)
-		h.Set("Content-Type", streamContentType(t.to))
+		h.Set("Content-Type", dialects.StreamContentType(t.to))
 	} else {
 		out, err = dialects.EncodeResponse(t.to, resp, t.opts.Model)
 		h.Set("Content-Type", "application/json")

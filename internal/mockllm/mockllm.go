@@ -1,14 +1,22 @@
 // Package mockllm is a small LLM provider for tests and benchmarks. It
-// speaks OpenAI Chat Completions, OpenAI Responses, Anthropic Messages and
-// Ollama's native chat, streamed and not, and records what it was sent so tests can check
-// what reached the provider.
+// speaks OpenAI Chat Completions, OpenAI Responses, Anthropic Messages,
+// Ollama's native chat, Google Gemini (generateContent and
+// streamGenerateContent, as SSE with alt=sse or as a JSON array) and AWS
+// Bedrock Converse (converse and converse-stream, the latter as a binary
+// AWS eventstream), streamed and not, and records what it was sent so
+// tests can check what reached the provider.
 //
 // Its answer is deterministic: the text "Hello from mock" (split into
 // Chunks stream events), or, when the request declares tools, one call of
 // the first tool with arguments {"city":"Paris"}. A model named
 // "mock-status-NNN" makes it answer with that HTTP status and the
 // dialect's error body (429 and 503 carry Retry-After: 1). A model named
-// "mock-break" makes a stream stop half-way without its end.
+// "mock-break" makes a stream stop half-way without its end. Gemini and
+// Bedrock take the model from the request path, the others from the body.
+//
+// With AWSCredentials set, Bedrock requests must be signed with AWS
+// Signature Version 4 for the service "bedrock" in AWSRegion (or carry a
+// Bedrock API key as Authorization: Bearer).
 package mockllm
 
 import (
@@ -22,6 +30,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/tidwall/gjson"
 )
 
@@ -42,6 +51,8 @@ type Received struct {
 	Path   string
 	Header http.Header
 	Body   []byte
+	// Query is the raw query string (e.g. Gemini's "alt=sse").
+	Query string
 }
 
 // Server is the mock provider; it implements http.Handler.
@@ -50,6 +61,14 @@ type Server struct {
 	Chunks int
 	// Delay is waited before answering; ChunkDelay between stream events.
 	Delay, ChunkDelay time.Duration
+	// AWSCredentials, when set, makes Bedrock requests need a valid AWS
+	// Signature Version 4 made with them for the service "bedrock" in
+	// AWSRegion (see VerifySigV4); a request with Authorization: Bearer
+	// is taken as a Bedrock API key and accepted. Without it Bedrock
+	// requests are not checked.
+	AWSCredentials *aws.Credentials
+	// AWSRegion is the region Bedrock signatures must be scoped to.
+	AWSRegion string
 
 	mu       sync.Mutex
 	received []Received
@@ -78,13 +97,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.count++
 	if len(s.received) < keep {
-		s.received = append(s.received, Received{r.Method, r.Host, r.URL.Path, r.Header.Clone(), body})
+		s.received = append(s.received, Received{r.Method, r.Host, r.URL.Path, r.Header.Clone(), body, r.URL.RawQuery})
 	}
 	s.mu.Unlock()
 	if s.Delay > 0 {
 		time.Sleep(s.Delay)
 	}
-	var dialect string
+	var dialect, model string
+	var isStream bool
 	switch {
 	case strings.HasSuffix(r.URL.Path, "/chat/completions"):
 		dialect = "openai"
@@ -94,6 +114,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		dialect = "responses"
 	case strings.HasSuffix(r.URL.Path, "/api/chat"):
 		dialect = "ollama"
+	case geminiRoute(r.URL.Path, &model, &isStream):
+		dialect = "gemini"
+	case bedrockRoute(r.URL.EscapedPath(), &model, &isStream):
+		dialect = "bedrock"
 	case r.URL.Path == "/health" || r.URL.Path == "/":
 		w.WriteHeader(http.StatusOK)
 		return
@@ -101,11 +125,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":{"message":"mock: no such path","type":"invalid_request_error"}}`, http.StatusNotFound)
 		return
 	}
+	if dialect == "bedrock" && s.AWSCredentials != nil && !s.bedrockAuthorized(w, r, body) {
+		return
+	}
 	if !gjson.ValidBytes(body) {
 		writeError(w, dialect, http.StatusBadRequest, "mock: invalid JSON")
 		return
 	}
-	model := gjson.GetBytes(body, "model").Str
+	if dialect != "gemini" && dialect != "bedrock" {
+		model = gjson.GetBytes(body, "model").Str
+	}
 	if code, ok := strings.CutPrefix(model, "mock-status-"); ok {
 		n, _ := strconv.Atoi(code)
 		if n < 400 {
@@ -117,12 +146,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, dialect, n, "mock: status "+code)
 		return
 	}
-	stream := gjson.GetBytes(body, "stream")
-	isStream := stream.Type == gjson.True || (dialect == "ollama" && !stream.Exists())
-	tool := gjson.GetBytes(body, "tools.0")
-	toolName := tool.Get("function.name").Str
-	if dialect == "anthropic" || dialect == "responses" {
-		toolName = tool.Get("name").Str
+	var toolName string
+	switch dialect {
+	case "gemini":
+		toolName = firstString(gjson.GetBytes(body, "tools.#.functionDeclarations.0.name"))
+	case "bedrock":
+		toolName = firstString(gjson.GetBytes(body, "toolConfig.tools.#.toolSpec.name"))
+	default:
+		stream := gjson.GetBytes(body, "stream")
+		isStream = stream.Type == gjson.True || (dialect == "ollama" && !stream.Exists())
+		tool := gjson.GetBytes(body, "tools.0")
+		toolName = tool.Get("function.name").Str
+		if dialect == "anthropic" || dialect == "responses" {
+			toolName = tool.Get("name").Str
+		}
 	}
 	a := answer{model: model, tool: toolName, chunks: s.chunks(), delay: s.ChunkDelay, brk: model == "mock-break"}
 	switch dialect {
@@ -150,7 +187,33 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		} else {
 			writeJSON(w, a.responsesObject("completed"))
 		}
+	case "gemini":
+		switch {
+		case !isStream:
+			writeJSON(w, a.geminiChunk(a.geminiParts(Text), "STOP", OutputTokens))
+		case r.URL.Query().Get("alt") == "sse":
+			a.geminiSSE(w)
+		default:
+			a.geminiArray(w)
+		}
+	case "bedrock":
+		w.Header().Set("X-Amzn-Requestid", bedrockRequestID)
+		if isStream {
+			a.bedrockStream(w)
+		} else {
+			a.bedrockJSON(w)
+		}
 	}
+}
+
+// firstString is the first non-empty string of a gjson array result.
+func firstString(r gjson.Result) string {
+	for _, v := range r.Array() {
+		if v.Str != "" {
+			return v.Str
+		}
+	}
+	return ""
 }
 
 func (s *Server) chunks() int {
@@ -167,6 +230,11 @@ func writeError(w http.ResponseWriter, dialect string, status int, msg string) {
 		b, _ = json.Marshal(map[string]any{"type": "error", "error": map[string]any{"type": "api_error", "message": msg}})
 	case "ollama":
 		b, _ = json.Marshal(map[string]any{"error": msg})
+	case "gemini":
+		b, _ = json.Marshal(geminiError(status, msg))
+	case "bedrock":
+		bedrockError(w, status, bedrockErrorType(status), msg)
+		return
 	default:
 		b, _ = json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": "api_error", "param": nil, "code": nil}})
 	}
@@ -236,10 +304,15 @@ type flushWriter struct {
 }
 
 func (f flushWriter) event(format string, args ...any) {
+	f.write(fmt.Appendf(nil, format, args...))
+}
+
+// write sends b as one stream event and flushes it.
+func (f flushWriter) write(b []byte) {
 	if f.delay > 0 {
 		time.Sleep(f.delay)
 	}
-	fmt.Fprintf(f.w, format, args...)
+	_, _ = f.w.Write(b)
 	if fl, ok := f.w.(http.Flusher); ok {
 		fl.Flush()
 	}
