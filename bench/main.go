@@ -18,6 +18,7 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -324,7 +325,7 @@ func main() {
 		return
 	}
 	o := &options{}
-	var rates, only, big string
+	var rates, only, big, from string
 	var quick bool
 	flag.StringVar(&o.caddy, "caddy", "../bin/caddy", "the gateway binary (Caddy with the plugin; also serves the bare reverse_proxy)")
 	flag.StringVar(&o.portkey, "portkey", "portkey", "directory with Portkey's node_modules (bench/portkey); empty skips the peer")
@@ -337,6 +338,7 @@ func main() {
 	flag.StringVar(&big, "big", "100MB", "size of the long stream of the memory runs")
 	flag.StringVar(&only, "run", "", "only scenarios whose id matches this regexp")
 	flag.BoolVar(&o.profile, "profile", false, "save a CPU profile of each Caddy server's saturation run in the -out directory")
+	flag.StringVar(&from, "from", "", "render the tables and targets of a saved run (a latest.json) instead of running")
 	flag.BoolVar(&quick, "quick", false, "short runs (1s), to check that the harness works")
 	flag.Parse()
 	if quick {
@@ -360,6 +362,13 @@ func main() {
 			fmt.Fprintln(os.Stderr, "bad -run:", err)
 			os.Exit(2)
 		}
+	}
+	if from != "" {
+		if err := rerender(o, from); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := benchmark(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -404,6 +413,30 @@ func benchmark(o *options) error {
 	if failed > 0 {
 		return fmt.Errorf("%d scenario(s) failed", failed)
 	}
+	return nil
+}
+
+// rerender writes the tables of a saved run again (after a change to the
+// report or the targets), without measuring anything.
+func rerender(o *options, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	rep := &report{}
+	if err := json.Unmarshal(b, rep); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	rep.check()
+	if err := rep.write(o.out); err != nil {
+		return err
+	}
+	if o.readme != "" {
+		if err := rep.updateReadme(o.readme); err != nil {
+			return err
+		}
+	}
+	os.Stdout.Write(rep.markdown())
 	return nil
 }
 

@@ -10,7 +10,7 @@ import (
 func res(id string, sat float64, rates map[int][2]float64) result {
 	r := result{ID: id, Title: id, Saturation: point{Throughput: sat}}
 	for rate, v := range rates {
-		r.Rates = append(r.Rates, point{Rate: rate, P50: v[0], TTFB50: v[1], CacheHits: 1})
+		r.Rates = append(r.Rates, point{Rate: rate, P50: v[0], TTFB50: v[1], CacheHits: 1, Overhead50: v[0] / 3})
 	}
 	return r
 }

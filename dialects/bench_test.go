@@ -109,6 +109,27 @@ func stream1000(d Dialect) []byte {
 			s.WriteString(`{"model":"m","created_at":"2026-01-01T00:00:00Z","message":{"role":"assistant","content":"token "},"done":false}` + "\n")
 		}
 		s.WriteString(`{"model":"m","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop","prompt_eval_count":100,"eval_count":999}` + "\n")
+	case Gemini:
+		for i := 0; i < 999; i++ {
+			fmt.Fprintf(&s, "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"token \"}]},\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":100,\"candidatesTokenCount\":%d},\"modelVersion\":\"m\",\"responseId\":\"r1\"}\r\n\r\n", i+1)
+		}
+		s.WriteString("data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"\"}]},\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":100,\"candidatesTokenCount\":999,\"totalTokenCount\":1099},\"modelVersion\":\"m\",\"responseId\":\"r1\"}\r\n\r\n")
+	case Bedrock:
+		var b []byte
+		add := func(typ, payload string) {
+			var err error
+			if b, err = AppendEventStreamEvent(b, typ, []byte(payload)); err != nil {
+				panic(err)
+			}
+		}
+		add("messageStart", `{"role":"assistant"}`)
+		for i := 0; i < 996; i++ {
+			add("contentBlockDelta", `{"contentBlockIndex":0,"delta":{"text":"token "}}`)
+		}
+		add("contentBlockStop", `{"contentBlockIndex":0}`)
+		add("messageStop", `{"stopReason":"end_turn"}`)
+		add("metadata", `{"usage":{"inputTokens":100,"outputTokens":996,"totalTokens":1096},"metrics":{"latencyMs":9}}`)
+		return b
 	}
 	return []byte(s.String())
 }
