@@ -295,3 +295,23 @@ func TestPublishPlaceholders(t *testing.T) {
 		t.Errorf("vars: %v", vars)
 	}
 }
+
+// TestSetProxyMember: the _proxy object is added to any JSON object
+// answer, replacing one that is there already (a gateway behind this
+// one), and the result is valid JSON.
+func TestSetProxyMember(t *testing.T) {
+	obj := []byte(`{"model":"m"}`)
+	for in, want := range map[string]string{
+		`{"id":"x","usage":{"a":1}}`:            `{"id":"x","usage":{"a":1},"_proxy":{"model":"m"}}`,
+		"{\"id\":\"x\"}\n":                      "{\"id\":\"x\",\"_proxy\":{\"model\":\"m\"}}\n",
+		`{}`:                                    `{"_proxy":{"model":"m"}}`,
+		`{ }`:                                   `{ "_proxy":{"model":"m"}}`,
+		`{"_proxy":{"model":"old"},"id":"x"}`:   `{"_proxy":{"model":"m"},"id":"x"}`,
+		`{"text":"a \"_proxy\" in the answer"}`: `{"text":"a \"_proxy\" in the answer","_proxy":{"model":"m"}}`,
+	} {
+		got := setProxyMember([]byte(in), obj)
+		if string(got) != want || !gjson.ValidBytes(got) {
+			t.Errorf("%q: %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -500,11 +501,33 @@ func (h *Route) proxyObject(body []byte, ex *Exchange) []byte {
 		b = dialects.AppendJSONString(b, s)
 	}
 	b = append(b, '}')
-	out, err := sjson.SetRawBytes(body, "_proxy", b)
-	if err != nil {
-		return body
+	return setProxyMember(body, b)
+}
+
+// setProxyMember adds "_proxy":obj to the JSON object body. The usual
+// answer has no _proxy (unless a gateway stands behind this one): obj is
+// spliced in before the closing brace, one copy and no parse; otherwise
+// sjson replaces the member.
+func setProxyMember(body, obj []byte) []byte {
+	end := len(body) - 1
+	for end > 0 && (body[end] == ' ' || body[end] == '\n' || body[end] == '\r' || body[end] == '\t') {
+		end--
 	}
-	return out
+	if end <= 0 || body[0] != '{' || body[end] != '}' || bytes.Contains(body, []byte(`"_proxy"`)) {
+		out, err := sjson.SetRawBytes(body, "_proxy", obj)
+		if err != nil {
+			return body
+		}
+		return out
+	}
+	out := make([]byte, 0, len(body)+len(obj)+12)
+	out = append(out, body[:end]...)
+	if len(bytes.TrimSpace(body[1:end])) > 0 {
+		out = append(out, ',')
+	}
+	out = append(out, `"_proxy":`...)
+	out = append(out, obj...)
+	return append(out, body[end:]...)
 }
 
 // cost is the exchange's cost so far at the current target's prices.
