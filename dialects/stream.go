@@ -234,14 +234,17 @@ const maxFrame = 8 << 20
 // joined with LF, comments ignored), NDJSON lines, or (es set) AWS
 // eventstream frames, each named as EventStreamMessage.Name says.
 type frameParser struct {
-	es      *EventStreamReader
-	ndjson  bool
-	line    []byte
-	name    []byte
-	data    []byte
-	hasData bool
-	cr      bool // last byte was CR: skip a following LF
-	over    bool
+	es     *EventStreamReader
+	ndjson bool
+	line   []byte
+	name   []byte
+	// lastName is name as a string, kept while events repeat it (most
+	// do), so that a stream does not allocate its event name each time.
+	lastName string
+	data     []byte
+	hasData  bool
+	cr       bool // last byte was CR: skip a following LF
+	over     bool
 }
 
 func (f *frameParser) feed(p []byte, event func(name string, data []byte), fail func(error)) {
@@ -304,7 +307,7 @@ func (f *frameParser) endLine(event func(name string, data []byte)) {
 	}
 	if len(line) == 0 {
 		if f.hasData {
-			event(string(f.name), f.data)
+			event(f.nameString(), f.data)
 		}
 		f.name, f.data, f.hasData = f.name[:0], f.data[:0], false
 		return
@@ -328,6 +331,14 @@ func (f *frameParser) endLine(event func(name string, data []byte)) {
 	}
 }
 
+// nameString is the current event's name as a string.
+func (f *frameParser) nameString() string {
+	if string(f.name) != f.lastName { // compared without a copy
+		f.lastName = string(f.name)
+	}
+	return f.lastName
+}
+
 // flush delivers a last event or line not followed by its terminator
 // (an eventstream frame is whole or nothing).
 func (f *frameParser) flush(event func(name string, data []byte)) {
@@ -338,7 +349,7 @@ func (f *frameParser) flush(event func(name string, data []byte)) {
 		f.endLine(event)
 	}
 	if !f.ndjson && f.hasData {
-		event(string(f.name), f.data)
+		event(f.nameString(), f.data)
 		f.name, f.data, f.hasData = f.name[:0], f.data[:0], false
 	}
 }
