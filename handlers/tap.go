@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
@@ -155,6 +156,9 @@ func (t *usageTap) Write(p []byte) (int, error) {
 		}
 	case kindSSE, kindNDJSON:
 		if t.strip {
+			if t.out == nil {
+				t.out = getStripBuf()
+			}
 			t.out = t.out[:0]
 			t.lines(p)
 			if len(t.out) == 0 {
@@ -236,7 +240,10 @@ func (t *usageTap) hold(p []byte) {
 
 // line handles one complete line, newline included.
 func (t *usageTap) line(line []byte) {
-	data := bytes.TrimRight(line, "\r\n")
+	data := line
+	for n := len(data); n > 0 && (data[n-1] == '\n' || data[n-1] == '\r'); n = len(data) {
+		data = data[:n-1]
+	}
 	dropped := false
 	if t.kind == kindSSE {
 		if len(data) == 0 {
@@ -310,6 +317,24 @@ func (t *usageTap) finish(aborted bool) {
 			_ = http.NewResponseController(t.ResponseWriterWrapper.ResponseWriter).Flush()
 		}
 	}
+	t.releaseOut()
+}
+
+// stripPool holds the buffers strip mode rewrites a stream's writes in:
+// a stream's writes grow one to the size of the largest read from the
+// provider, and a fresh one per stream was most of the pass-through
+// stream's cost.
+var stripPool = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
+
+func getStripBuf() []byte { return (*stripPool.Get().(*[]byte))[:0] }
+
+// releaseOut gives the strip buffer back once the stream is over.
+func (t *usageTap) releaseOut() {
+	if t.out != nil && cap(t.out) <= 1<<20 {
+		b := t.out[:0]
+		stripPool.Put(&b)
+	}
+	t.out = nil
 }
 
 func (t *usageTap) usage() (dialects.Usage, bool) {
