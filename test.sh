@@ -3,8 +3,9 @@
 # tests (Caddy in-process against a mock provider, reloads under load,
 # Caddyfile golden tests), then the conformance suite: the built gateway
 # binary with the official SDKs as clients (Go openai-go, Chat and
-# Responses, and anthropic-sdk-go; npm openai, @anthropic-ai/sdk 0.x and
-# 1.x, ollama) against providers of all four dialects; last, the
+# Responses, anthropic-sdk-go, genai and aws-sdk-go-v2 bedrockruntime;
+# npm openai, @anthropic-ai/sdk 0.x and 1.x, ollama, @google/genai)
+# against providers of all six dialects; last, the
 # benchmark harness in its quick mode (bench/run.sh -quick), so that it
 # keeps working (the numbers of a quick run are not reported).
 #

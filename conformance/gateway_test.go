@@ -2,6 +2,8 @@ package conformance
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,10 +14,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/llmgate/caddy-llmgate/internal/mockllm"
 )
@@ -30,8 +35,21 @@ const (
 	// responsesProviderKey is the OpenAI Responses provider's API key,
 	// known only to the gateway.
 	responsesProviderKey = "sk-resp-provider"
+	// geminiProviderKey is the Gemini provider's API key, known only to
+	// the gateway, which sends it as x-goog-api-key.
+	geminiProviderKey = "gemini-provider-key"
 	// clientKey is the key the SDK clients send; it must never reach the provider.
 	clientKey = "client-key"
+)
+
+// The AWS credentials and region of the Bedrock provider: the gateway
+// reads them from its environment (AWS_ACCESS_KEY_ID, ...) and signs
+// every Bedrock request with them (SigV4); the mock checks each
+// signature against the same and answers 403 to a bad one.
+const (
+	awsAccessKeyID     = "AKIDCONFORMANCE0001"
+	awsSecretAccessKey = "conformance/secret/access/key/0000000001"
+	awsRegion          = "us-east-1"
 )
 
 // modelCase is one of the gateway's models, served by a provider of one
@@ -52,11 +70,63 @@ var models = []modelCase{
 	{name: "claude-test", dialect: "anthropic", upstream: "claude-upstream"},
 	{name: "llama-test", dialect: "ollama", upstream: "llama-upstream"},
 	{name: "resp-test", dialect: "responses", upstream: "resp-upstream"},
+	{name: "gemini-test", dialect: "gemini", upstream: "gemini-upstream"},
+	// A Bedrock model id as Bedrock's look (a ':' the gateway must escape
+	// in the path, and sign escaped).
+	{name: "bedrock-test", dialect: "bedrock", upstream: "mock.bedrock-upstream-v1:0"},
+}
+
+// providerOf names the Caddyfile provider of each provider dialect.
+var providerOf = map[string]string{
+	"openai":    "mock",
+	"anthropic": "mockant",
+	"ollama":    "mockollama",
+	"responses": "mockresp",
+	"gemini":    "mockgemini",
+	"bedrock":   "mockbedrock",
+}
+
+// rateLimited returns the model that the tests of the client named
+// client use to get a 429 from the provider of m's dialect, streamed or
+// not: its upstream name makes the mock answer 429 with Retry-After: 1.
+// Each (client, stream, provider) has a model of its own, because the
+// gateway keeps a model that asked to wait out of service for that
+// second (a second request would get the gateway's own 503) and opens
+// its breaker after repeated failures.
+func rateLimited(client string, stream bool, m modelCase) modelCase {
+	mode := "json"
+	if stream {
+		mode = "stream"
+	}
+	return modelCase{name: client + "-429-" + mode + "-" + m.dialect, dialect: m.dialect, upstream: "mock-status-429"}
+}
+
+// broken returns the model that the tests of the client named client
+// use to get a stream that the provider of m's dialect breaks off half
+// way: its upstream name makes the mock stop after the first piece of
+// text, without the stream's end.
+func broken(client string, m modelCase) modelCase {
+	return modelCase{name: client + "-break-" + m.dialect, dialect: m.dialect, upstream: "mock-break"}
+}
+
+// failingClients are the clients that have rateLimited and broken models.
+var failingClients = []string{"genai-go", "bedrock-go"}
+
+// failingModels are every rateLimited and broken model.
+func failingModels() []modelCase {
+	var out []modelCase
+	for _, c := range failingClients {
+		for _, m := range models {
+			out = append(out, rateLimited(c, false, m), rateLimited(c, true, m), broken(c, m))
+		}
+	}
+	return out
 }
 
 // cachedTokens is how many of the input tokens the provider of m reports
-// as read from its cache: the mock reports some in the OpenAI, Anthropic
-// and Responses dialects, and Ollama has no such count.
+// as read from its cache: the mock reports some in the OpenAI, Anthropic,
+// Responses, Gemini (cachedContentTokenCount) and Bedrock
+// (cacheReadInputTokens) dialects, and Ollama has no such count.
 func (m modelCase) cachedTokens() int64 {
 	if m.dialect == "ollama" {
 		return 0
@@ -86,6 +156,12 @@ var (
 	gatewayBin string
 	// adminAddr is the gateway's admin API address.
 	adminAddr string
+	// gatewayTLSURL is the base URL of the gateway's HTTPS site, e.g.
+	// https://127.0.0.1:12346, the same routes as gatewayURL.
+	gatewayTLSURL string
+	// gatewayTLSClient is an HTTP client that trusts the certificate of
+	// gatewayTLSURL (Caddy's local CA).
+	gatewayTLSClient *http.Client
 )
 
 // TestMain builds (unless LLMGATE_CADDY names one) and starts the gateway
@@ -118,7 +194,10 @@ func run(m *testing.M) int {
 
 	gatewayBin = bin
 
-	mock = &mockllm.Server{}
+	mock = &mockllm.Server{
+		AWSCredentials: &aws.Credentials{AccessKeyID: awsAccessKeyID, SecretAccessKey: awsSecretAccessKey},
+		AWSRegion:      awsRegion,
+	}
 	mockSrv := httptest.NewServer(mock)
 	defer mockSrv.Close()
 
@@ -144,6 +223,7 @@ func run(m *testing.M) int {
 	http_port %[2]d
 	https_port %[3]d
 	skip_install_trust
+	auto_https disable_redirects
 	llm {
 		storage %[4]s
 		provider mock {
@@ -164,6 +244,16 @@ func run(m *testing.M) int {
 			url %[5]s
 			api_key %[14]s
 		}
+		provider mockgemini {
+			dialect gemini
+			url %[5]s
+			api_key %[19]s
+		}
+		provider mockbedrock {
+			dialect bedrock
+			url %[5]s
+			region %[20]s
+		}
 		model %[8]s mock %[9]s {
 			price 1 2 0.5
 			capabilities tools
@@ -180,7 +270,15 @@ func run(m *testing.M) int {
 			price 1 2 0.5
 			capabilities tools
 		}
-		provider deadend {
+		model %[21]s mockgemini %[22]s {
+			price 1 2 0.5
+			capabilities tools
+		}
+		model %[23]s mockbedrock %[24]s {
+			price 1 2 0.5
+			capabilities tools
+		}
+%[25]s		provider deadend {
 			url http://127.0.0.1:%[17]d
 		}
 		model %[18]s deadend {
@@ -197,9 +295,17 @@ func run(m *testing.M) int {
 	llm_route
 	llm_translate
 }
+https://127.0.0.1:%[3]d {
+	bind 127.0.0.1
+	tls internal
+	llm_route
+	llm_translate
+}
 `, adminPort, httpPort, httpsPort, storage, mockSrv.URL, providerKey, anthropicProviderKey,
 		models[0].name, models[0].upstream, models[1].name, models[1].upstream, models[2].name, models[2].upstream,
-		responsesProviderKey, models[3].name, models[3].upstream, deadPort, fallbackModel)
+		responsesProviderKey, models[3].name, models[3].upstream, deadPort, fallbackModel,
+		geminiProviderKey, awsRegion, models[4].name, models[4].upstream, models[5].name, models[5].upstream,
+		failingConf())
 	if err := os.WriteFile(caddyfile, []byte(conf), 0o600); err != nil {
 		fmt.Fprintln(os.Stderr, "conformance:", err)
 		return 1
@@ -217,9 +323,17 @@ func run(m *testing.M) int {
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	// Keep Caddy's own data and config (certificates, autosave) in tmp.
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(awsFreeEnv(),
 		"XDG_DATA_HOME="+filepath.Join(tmp, "data"),
 		"XDG_CONFIG_HOME="+filepath.Join(tmp, "config"),
+		// The Bedrock provider's credentials, and nothing else of AWS's
+		// chain: no profile, no shared files, no instance metadata.
+		"AWS_ACCESS_KEY_ID="+awsAccessKeyID,
+		"AWS_SECRET_ACCESS_KEY="+awsSecretAccessKey,
+		"AWS_REGION="+awsRegion,
+		"AWS_EC2_METADATA_DISABLED=true",
+		"AWS_CONFIG_FILE="+filepath.Join(tmp, "no-aws-config"),
+		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(tmp, "no-aws-credentials"),
 	)
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, "conformance: starting gateway:", err)
@@ -235,6 +349,20 @@ func run(m *testing.M) int {
 		return 1
 	}
 
+	// The HTTPS site, for the clients that send a bearer token only over
+	// TLS (the AWS SDK's): its certificate comes from Caddy's own local
+	// CA, whose root the tests trust.
+	gatewayTLSURL = fmt.Sprintf("https://127.0.0.1:%d", httpsPort)
+	gatewayTLSClient, err = tlsClient(filepath.Join(tmp, "data", "caddy", "pki", "authorities", "local", "root.crt"), 60*time.Second, exited)
+	if err == nil {
+		err = waitHealthyWith(gatewayTLSClient, gatewayTLSURL+"/health", 60*time.Second, exited)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "conformance: the gateway's HTTPS site did not come up:", err)
+		printLog()
+		return 1
+	}
+
 	code := m.Run()
 	if problems := auditUpstream(); len(problems) > 0 {
 		fmt.Fprintf(os.Stderr, "conformance: %d problems in the requests that reached the mock:\n  %s\n",
@@ -245,6 +373,27 @@ func run(m *testing.M) int {
 		printLog()
 	}
 	return code
+}
+
+// failingConf is the Caddyfile's model blocks for failingModels.
+func failingConf() string {
+	var b strings.Builder
+	for _, m := range failingModels() {
+		fmt.Fprintf(&b, "\t\tmodel %s %s %s {\n\t\t\tprice 1 2\n\t\t}\n", m.name, providerOf[m.dialect], m.upstream)
+	}
+	return b.String()
+}
+
+// awsFreeEnv is this process's environment without any AWS_ variable, so
+// that the gateway's AWS credential chain sees only what TestMain sets.
+func awsFreeEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // freePorts returns n distinct loopback TCP ports that were free a moment ago.
@@ -267,10 +416,43 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
+// tlsClient returns an HTTP client that trusts the CA whose root
+// certificate is in the file root, waiting for the gateway to write it
+// (until the timeout passes or the process exits).
+func tlsClient(root string, timeout time.Duration, exited <-chan error) (*http.Client, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		pem, err := os.ReadFile(root)
+		if err == nil {
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("%s holds no PEM certificate", root)
+			}
+			tr := http.DefaultTransport.(*http.Transport).Clone()
+			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+			return &http.Client{Transport: tr}, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("reading the gateway's local CA root: %w", err)
+		}
+		select {
+		case err := <-exited:
+			return nil, fmt.Errorf("gateway exited early: %v", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // waitHealthy polls url until it answers 200, the process exits or the
 // timeout passes.
 func waitHealthy(url string, timeout time.Duration, exited <-chan error) error {
-	client := &http.Client{Timeout: 2 * time.Second}
+	return waitHealthyWith(&http.Client{}, url, timeout, exited)
+}
+
+// waitHealthyWith is waitHealthy with the given client (its own timeout
+// is set to 2 s per request).
+func waitHealthyWith(base *http.Client, url string, timeout time.Duration, exited <-chan error) error {
+	client := &http.Client{Transport: base.Transport, Timeout: 2 * time.Second}
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) {
@@ -332,24 +514,52 @@ func checkArgs(t *testing.T, args string) {
 	}
 }
 
-// upstreamPathSuffix is how the path of every request the gateway sends
-// to the provider of m ends.
-func (m modelCase) upstreamPathSuffix() string {
+// upstreamDialect tells the dialect of r, a request that reached the mock,
+// from its path ("" for a path of none).
+func upstreamDialect(r mockllm.Received) string {
+	p := r.Path
+	switch {
+	case strings.HasSuffix(p, "/chat/completions"):
+		return "openai"
+	case strings.HasSuffix(p, "/v1/messages"):
+		return "anthropic"
+	case strings.HasSuffix(p, "/api/chat"):
+		return "ollama"
+	case strings.HasSuffix(p, "/v1/responses"):
+		return "responses"
+	case strings.Contains(p, "/models/") && (strings.HasSuffix(p, ":generateContent") || strings.HasSuffix(p, ":streamGenerateContent")):
+		return "gemini"
+	case strings.HasPrefix(p, "/model/") && (strings.HasSuffix(p, "/converse") || strings.HasSuffix(p, "/converse-stream")):
+		return "bedrock"
+	}
+	return ""
+}
+
+// upstreamPaths are the paths a request the gateway sends to the provider
+// of m may have: one for JSON answers and one for streams in the dialects
+// that tell them apart by path (Gemini, Bedrock), else the one path of
+// the generation endpoint.
+func (m modelCase) upstreamPaths() []string {
 	switch m.dialect {
 	case "anthropic":
-		return "/v1/messages"
+		return []string{"/v1/messages"}
 	case "ollama":
-		return "/api/chat"
+		return []string{"/api/chat"}
 	case "responses":
-		return "/v1/responses"
+		return []string{"/v1/responses"}
+	case "gemini":
+		return []string{"/v1beta/models/" + m.upstream + ":generateContent", "/v1beta/models/" + m.upstream + ":streamGenerateContent"}
+	case "bedrock":
+		return []string{"/model/" + m.upstream + "/converse", "/model/" + m.upstream + "/converse-stream"}
 	}
-	return "/chat/completions"
+	return []string{"/v1/chat/completions"}
 }
 
 // upstreamProblems returns what is wrong with r, a request the gateway
-// sent to the provider of m: it must not carry the client's key, and must
-// go to the generation path of m's provider dialect, with that provider's
-// key and m's upstream model name.
+// sent to the provider of m: it must not carry the client's key (in a
+// header, the query or the body), and must go to the generation path of
+// m's provider dialect, with that provider's credentials and m's upstream
+// model name (in the body, or in the path for Gemini and Bedrock).
 func upstreamProblems(r mockllm.Received, m modelCase) []string {
 	var problems []string
 	for name, values := range r.Header {
@@ -357,14 +567,22 @@ func upstreamProblems(r mockllm.Received, m modelCase) []string {
 			if strings.Contains(v, clientKey) {
 				problems = append(problems, fmt.Sprintf("header %s carries the client key: %q", name, v))
 			}
+			// A Bedrock client's own SigV4 signature (its access key
+			// is in Authorization's Credential).
+			if strings.Contains(v, clientAWSAccessKeyID) {
+				problems = append(problems, fmt.Sprintf("header %s carries the client's AWS access key: %q", name, v))
+			}
 		}
 	}
 	if strings.Contains(string(r.Body), clientKey) {
 		problems = append(problems, "body carries the client key")
 	}
-	if !strings.HasSuffix(r.Path, m.upstreamPathSuffix()) {
-		problems = append(problems, fmt.Sprintf("request for %s (%s provider) went to %s, want a path ending %s",
-			m.name, m.dialect, r.Path, m.upstreamPathSuffix()))
+	if strings.Contains(r.Query, clientKey) {
+		problems = append(problems, fmt.Sprintf("query %q carries the client key", r.Query))
+	}
+	if paths := m.upstreamPaths(); !slices.Contains(paths, r.Path) {
+		problems = append(problems, fmt.Sprintf("request for %s (%s provider) went to %s, want %s",
+			m.name, m.dialect, r.Path, strings.Join(paths, " or ")))
 	}
 	switch m.dialect {
 	case "openai":
@@ -382,6 +600,29 @@ func upstreamProblems(r mockllm.Received, m modelCase) []string {
 		if got, want := r.Header.Get("Authorization"), "Bearer "+responsesProviderKey; got != want {
 			problems = append(problems, fmt.Sprintf("Authorization = %q, want %q", got, want))
 		}
+	case "gemini":
+		if got := r.Header.Get("X-Goog-Api-Key"); got != geminiProviderKey {
+			problems = append(problems, fmt.Sprintf("X-Goog-Api-Key = %q, want %q", got, geminiProviderKey))
+		}
+		if got := r.Header.Get("Authorization"); got != "" {
+			problems = append(problems, fmt.Sprintf("Authorization = %q, want none beside the API key", got))
+		}
+		// Streams ask for SSE; the mock would answer a JSON array otherwise.
+		if stream := strings.HasSuffix(r.Path, ":streamGenerateContent"); stream != (r.Query == "alt=sse") {
+			problems = append(problems, fmt.Sprintf("query %q for %s", r.Query, r.Path))
+		}
+	case "bedrock":
+		// The mock has verified the signature itself (a bad one is a
+		// 403, which fails the test that sent it): here, that it is
+		// one, made with the provider's credentials, for Bedrock.
+		auth := r.Header.Get("Authorization")
+		scope := "Credential=" + awsAccessKeyID + "/"
+		if !strings.HasPrefix(auth, "AWS4-HMAC-SHA256 "+scope) || !strings.Contains(auth, "/"+awsRegion+"/bedrock/aws4_request") {
+			problems = append(problems, fmt.Sprintf("Authorization = %q, want a SigV4 signature with %s for bedrock in %s", auth, awsAccessKeyID, awsRegion))
+		}
+		if r.Header.Get("X-Amz-Date") == "" {
+			problems = append(problems, "no X-Amz-Date header")
+		}
 	}
 	if model, err := upstreamModel(r); err != nil {
 		problems = append(problems, err.Error())
@@ -391,8 +632,18 @@ func upstreamProblems(r mockllm.Received, m modelCase) []string {
 	return problems
 }
 
-// upstreamModel returns the model named in the body of r.
+// upstreamModel returns the model r names: in the body, or in the path for
+// the dialects that put it there (Gemini, Bedrock).
 func upstreamModel(r mockllm.Received) (string, error) {
+	switch upstreamDialect(r) {
+	case "gemini":
+		rest := r.Path[strings.LastIndex(r.Path, "/models/")+len("/models/"):]
+		model, _, _ := strings.Cut(rest, ":")
+		return model, nil
+	case "bedrock":
+		rest := strings.TrimPrefix(r.Path, "/model/")
+		return rest[:strings.LastIndexByte(rest, '/')], nil
+	}
 	var body struct {
 		Model string `json:"model"`
 	}
@@ -422,20 +673,25 @@ func checkUpstream(t *testing.T, m modelCase, skip int) {
 }
 
 // auditUpstream checks every request the mock received in the whole run,
-// including any a test did not look at: each must name the upstream model
-// of one of models and pass upstreamProblems for it.
+// including any a test did not look at: each must go to the path of a
+// provider dialect, name the upstream model of one of the gateway's
+// models of that dialect, and pass upstreamProblems for it.
 func auditUpstream() []string {
+	known := append(append([]modelCase{fallbackCase}, models...), failingModels()...)
 	var problems []string
 	for i, r := range mock.Requests() {
+		dialect := upstreamDialect(r)
 		model, err := upstreamModel(r)
 		var m *modelCase
-		for j := range models {
-			if err == nil && models[j].upstream == model {
-				m = &models[j]
+		for j := range known {
+			if err == nil && known[j].dialect == dialect && known[j].upstream == model {
+				m = &known[j]
+				break
 			}
 		}
 		if m == nil {
-			problems = append(problems, fmt.Sprintf("upstream request %d %s %s: model %q is none of the test models (%v)", i, r.Method, r.Path, model, err))
+			problems = append(problems, fmt.Sprintf("upstream request %d %s %s: model %q of a %q provider is none of the test models (%v)",
+				i, r.Method, r.Path, model, dialect, err))
 			continue
 		}
 		for _, p := range upstreamProblems(r, *m) {

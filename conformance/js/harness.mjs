@@ -6,9 +6,11 @@
 //   GATEWAY_URL     the gateway's base URL, e.g. http://127.0.0.1:PORT
 //   LLMGATE_MODELS  the gateway models to check, comma-separated; each may
 //                   be followed by =DIALECT, the dialect of the provider
-//                   that serves it (openai, anthropic, ollama or
-//                   responses), e.g. gpt-test=openai,claude-test=anthropic,
-//                   llama-test=ollama,resp-test=responses
+//                   that serves it (openai, anthropic, ollama,
+//                   responses, gemini or bedrock), e.g.
+//                   gpt-test=openai,claude-test=anthropic,
+//                   llama-test=ollama,resp-test=responses,
+//                   gemini-test=gemini,bedrock-test=bedrock
 //
 // The gateway routes each model to the mock provider (internal/mockllm),
 // which answers TEXT, or a call of the first declared tool with arguments
