@@ -612,7 +612,9 @@ func EncodeBedrockRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 	if budget == 0 && r.ReasoningEffort != "" && r.ReasoningEffort != "none" && o.Reasoning {
 		budget = effortBudget(r.ReasoningEffort)
 	}
-	if budget > 0 && !bedrockToolTurnsSigned(turns) {
+	if budget > 0 && (!bedrockToolTurnsSigned(turns) || !bedrockClaude(o.Model)) {
+		// Only Claude on Bedrock takes this thinking shape; Nova,
+		// DeepSeek or gpt-oss would refuse the request with it.
 		budget = 0
 	}
 	if budget > 0 {
@@ -962,6 +964,14 @@ func bedrockErrorName(name string) string {
 		name = name[i+1:]
 	}
 	return strings.TrimSpace(name)
+}
+
+// bedrockClaude reports whether a Bedrock model id (or inference
+// profile or ARN) names an Anthropic model. An empty id (no target
+// known) counts as one.
+func bedrockClaude(model string) bool {
+	m := strings.ToLower(model)
+	return m == "" || strings.Contains(m, "anthropic") || strings.Contains(m, "claude")
 }
 
 // bedrockUpstreamError reads a Bedrock HTTP error: {"message":...} (or

@@ -110,7 +110,8 @@ func geminiBad(param, format string, args ...any) *Error {
 // functionResponse without an id answers the oldest unanswered call of
 // its name.
 type geminiCalls struct {
-	pending map[string][]string // name → ids of unanswered calls
+	pending map[string][]string // name → ids of calls, oldest first
+	open    map[string]bool     // ids not answered yet
 }
 
 func (c *geminiCalls) call(name, id string) string {
@@ -119,26 +120,30 @@ func (c *geminiCalls) call(name, id string) string {
 	}
 	if c.pending == nil {
 		c.pending = map[string][]string{}
+		c.open = map[string]bool{}
 	}
 	c.pending[name] = append(c.pending[name], id)
+	c.open[id] = true
 	return id
 }
 
 func (c *geminiCalls) result(name, id string) string {
-	q := c.pending[name]
 	if id != "" {
-		for i, p := range q {
-			if p == id {
-				c.pending[name] = append(q[:i:i], q[i+1:]...)
-				break
-			}
-		}
+		// Answered by id: the call leaves the open set, and its queue
+		// entry is skipped when the queue is next read (no scan).
+		delete(c.open, id)
 		return id
+	}
+	q := c.pending[name]
+	for len(q) > 0 && !c.open[q[0]] {
+		q = q[1:]
 	}
 	if len(q) > 0 {
 		c.pending[name] = q[1:]
+		delete(c.open, q[0])
 		return q[0]
 	}
+	c.pending[name] = q
 	return NewID(geminiIDPrefix)
 }
 

@@ -102,8 +102,12 @@ next:
 // base members of the same name (a $ref's siblings override the target).
 func schemaOverlay(base, top []member) []member {
 	out := make([]member, 0, len(base)+len(top))
+	inTop := make(map[string]bool, len(top))
+	for _, t := range top {
+		inTop[t.key] = true
+	}
 	for _, b := range base {
-		if !schemaMember(top, b.key).Exists() {
+		if !inTop[b.key] {
 			out = append(out, b)
 		}
 	}
@@ -398,10 +402,18 @@ func (c *schemaConv) conv(ms []member, depth int) ([]byte, error) {
 // mergeAllOf folds allOf into one schema: properties and required are
 // united, other keywords taken from the first schema that has them.
 func (c *schemaConv) mergeAllOf(base []member, all gjson.Result, depth int) ([]member, error) {
+	// Every sub-schema merged counts against the same budget as those
+	// converted, so that allOf over shared $refs cannot expand without
+	// bound.
+	c.nodes++
+	if depth > maxSchemaDepth || c.nodes > maxSchemaNodes {
+		return nil, errSchemaSize
+	}
 	var props schemaObject
 	var required []string
 	seen := map[string]bool{}
 	var others []member
+	have := map[string]bool{} // keys in others
 	addSchema := func(ms []member) {
 		for _, m := range ms {
 			switch m.key {
@@ -416,7 +428,8 @@ func (c *schemaConv) mergeAllOf(base []member, all gjson.Result, depth int) ([]m
 			case "required":
 				each(m.val, func(_, r gjson.Result) bool { required = append(required, r.Str); return true })
 			default:
-				if !schemaMember(others, m.key).Exists() {
+				if !have[m.key] {
+					have[m.key] = true
 					others = append(others, m)
 				}
 			}
@@ -425,6 +438,10 @@ func (c *schemaConv) mergeAllOf(base []member, all gjson.Result, depth int) ([]m
 	addSchema(base)
 	var err error
 	all.ForEach(func(_, sub gjson.Result) bool {
+		if c.nodes++; c.nodes > maxSchemaNodes {
+			err = errSchemaSize
+			return false
+		}
 		ms := schemaMembers(sub)
 		// Resolve a sub-schema that is a reference, so its members
 		// merge (a cycle leaves the reference out).
@@ -441,6 +458,10 @@ func (c *schemaConv) mergeAllOf(base []member, all gjson.Result, depth int) ([]m
 			if !ok {
 				ms = schemaWithout(ms, "$ref")
 				break
+			}
+			if c.nodes += 1 + len(target.Raw)/64; c.nodes > maxSchemaNodes {
+				err = errSchemaSize
+				return false
 			}
 			ms = schemaOverlay(schemaMembers(target), schemaWithout(ms, "$ref"))
 		}
@@ -586,7 +607,7 @@ func fromGeminiSchema(v gjson.Result, depth int) []byte {
 			switch {
 			case m.val.Type != gjson.String || t == "type_unspecified" || t == "":
 			case nullable && t != "null":
-				o.raw("type", `["`+t+`","null"]`)
+				o.raw("type", string(append(AppendJSONString([]byte{'['}, t), `,"null"]`...)))
 			default:
 				o.str("type", t)
 			}
@@ -610,8 +631,17 @@ func fromGeminiSchema(v gjson.Result, depth int) []byte {
 			}
 			var p schemaObject
 			done := map[string]bool{}
+			// Index the properties once: looking each ordered name up in
+			// them would be quadratic in a hostile schema.
+			byName := map[string]gjson.Result{}
+			m.val.ForEach(func(k, v gjson.Result) bool {
+				if _, dup := byName[k.Str]; !dup {
+					byName[k.Str] = v
+				}
+				return true
+			})
 			each(schemaMember(ms, "propertyOrdering"), func(_, name gjson.Result) bool {
-				if pv := schemaObjMember(m.val, name.Str); pv.Exists() && !done[name.Str] {
+				if pv, ok := byName[name.Str]; ok && !done[name.Str] {
 					done[name.Str] = true
 					p.raw(name.Str, string(fromGeminiSchema(pv, depth+1)))
 				}

@@ -3,6 +3,7 @@ package dialects
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -1172,6 +1173,88 @@ func TestGeminiSignaturesStayWithGemini(t *testing.T) {
 		}
 		if strings.Contains(string(out), "c2lnMQ") || strings.Contains(string(out), "think") {
 			t.Errorf("%s: Gemini's signature or its thinking reached Claude: %s", d, out)
+		}
+	}
+}
+
+// TestGeminiSchemaAllOfBlowUp: allOf over shared $refs that doubles at
+// every level is refused (a 400), not expanded; found in review.
+func TestGeminiSchemaAllOfBlowUp(t *testing.T) {
+	var defs []string
+	const levels = 40
+	for i := 0; i < levels; i++ {
+		defs = append(defs, fmt.Sprintf(`"A%d":{"allOf":[{"$ref":"#/$defs/A%d"},{"$ref":"#/$defs/A%d"}]}`, i, i+1, i+1))
+	}
+	defs = append(defs, fmt.Sprintf(`"A%d":{"type":"object","properties":{"x":{"type":"string"}}}`, levels))
+	schema := `{"$defs":{` + strings.Join(defs, ",") + `},"allOf":[{"$ref":"#/$defs/A0"}]}`
+	r := &ChatRequest{Messages: []Message{{Role: RoleUser, Parts: []Part{{Type: PartText, Text: "hi"}}}},
+		Tools: []Tool{{Name: "f", Schema: schema}}}
+	if _, err := EncodeGeminiRequest(r, EncodeOptions{Model: "g"}); err == nil {
+		t.Fatal("an exponential schema was expanded")
+	}
+}
+
+// TestGeminiSchemaTypeEscaped: a type name from a Gemini client is
+// written as a JSON string, whatever it holds.
+func TestGeminiSchemaTypeEscaped(t *testing.T) {
+	body := `{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"tools":[{"functionDeclarations":[{"name":"f","parameters":{"type":"OBJECT","properties":{"a":{"type":"STRING\"x","nullable":true}}}}]}]}`
+	r, derr := DecodeGeminiRequest([]byte(body))
+	if derr != nil {
+		t.Fatal(derr)
+	}
+	if !gjson.Valid(r.Tools[0].Schema) {
+		t.Fatalf("invalid schema JSON: %s", r.Tools[0].Schema)
+	}
+}
+
+// TestGeminiInvalidKey: Gemini refuses a bad key with a 400; the client
+// gets the gateway's 502, without the provider's words.
+func TestGeminiInvalidKey(t *testing.T) {
+	body := []byte(`{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}`)
+	e := UpstreamError(Gemini, Anthropic, 400, body)
+	if e.Status != 502 || strings.Contains(e.Message, "API key not valid") {
+		t.Errorf("%d %s", e.Status, e.Message)
+	}
+}
+
+// TestGeminiCutStreamUsage: a Gemini stream cut before its finish still
+// reports the usage it had reached (usageMetadata is cumulative), so the
+// ledger bills what the provider sent.
+func TestGeminiCutStreamUsage(t *testing.T) {
+	in := "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"a\"}]}}],\"usageMetadata\":{\"promptTokenCount\":100,\"candidatesTokenCount\":1}}\r\n\r\n" +
+		"data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"b\"}]}}],\"usageMetadata\":{\"promptTokenCount\":100,\"candidatesTokenCount\":900}}\r\n\r\n"
+	tr, err := NewStreamTranslator(Gemini, OpenAI, StreamOptions{Model: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(tr.Write([]byte(in))) + string(tr.Close())
+	if u, ok := tr.Usage(); !ok || u.Input != 100 || u.Output != 900 {
+		t.Errorf("usage %+v %v", u, ok)
+	}
+	if strings.Contains(out, "[DONE]") {
+		t.Errorf("a cut stream ended clean: %s", out)
+	}
+}
+
+// TestToolArgsLimitEndsStream: arguments beyond what the gateway holds
+// end the client's stream with an error, and nothing follows it (no
+// finish that would look like a clean end).
+func TestToolArgsLimitEndsStream(t *testing.T) {
+	for _, to := range []Dialect{Gemini, Ollama, OpenAI} {
+		tr, err := NewStreamTranslator(OpenAI, to, StreamOptions{Model: "m"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []byte
+		out = append(out, tr.Write([]byte(`data: {"id":"c","choices":[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]}}]}`+"\n\n"))...)
+		chunk := `data: {"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"` + strings.Repeat("x", 1<<20) + `"}}]}}]}` + "\n\n"
+		for i := 0; i < 17; i++ {
+			out = append(out, tr.Write([]byte(chunk))...)
+		}
+		tail := tr.Write([]byte(`data: {"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}` + "\n\ndata: [DONE]\n\n"))
+		tail = append(tail, tr.Close()...)
+		if !bytes.Contains(out, []byte("larger than the gateway holds")) || len(tail) != 0 {
+			t.Errorf("%s: error missing or output after it (%d bytes): %.300s", to, len(tail), tail)
 		}
 	}
 }

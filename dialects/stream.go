@@ -69,6 +69,7 @@ type StreamOptions struct {
 // event are translated and returned at once, nothing is held back
 // longer than it takes an event to be complete.
 type StreamTranslator struct {
+	args   int // tool-call argument bytes so far
 	parser frameParser
 	dec    streamDecoder
 	enc    streamEncoder
@@ -165,6 +166,18 @@ func (t *StreamTranslator) emit(e Event) {
 		return
 	}
 	switch e.Kind {
+	case EvToolArgs:
+		// Encoders that send whole tool calls (Ollama, Gemini) hold the
+		// arguments: bound them here, for every encoder, so that an
+		// oversized call ends the stream with an error and nothing
+		// after it looks like a clean end.
+		if t.args += len(e.Text); t.args > maxToolArgs {
+			t.lastUsage()
+			t.done = true
+			t.out = t.enc.encode(Event{Kind: EvError, Status: 502,
+				Text: fmt.Sprintf("the provider's tool call arguments are larger than the gateway holds (%d MiB)", maxToolArgs>>20)}, t.out)
+			return
+		}
 	case EvStart:
 		if !e.Usage.IsZero() {
 			t.usage, t.seen = e.Usage, true
@@ -175,9 +188,24 @@ func (t *StreamTranslator) emit(e Event) {
 		}
 		t.done = true
 	case EvError:
+		t.lastUsage()
 		t.done = true
 	}
 	t.out = t.enc.encode(e, t.out)
+}
+
+// usageKeeper is a decoder that knows the usage reported so far before
+// its stream finished (Gemini's cumulative usageMetadata).
+type usageKeeper interface{ usageSoFar() (Usage, bool) }
+
+// lastUsage takes the usage a stream that ends in an error had reported
+// so far, when no finish brought it: the provider bills what it sent.
+func (t *StreamTranslator) lastUsage() {
+	if k, ok := t.dec.(usageKeeper); ok {
+		if u, ok := k.usageSoFar(); ok && (!t.seen || u.Output > t.usage.Output) {
+			t.usage, t.seen = u, true
+		}
+	}
 }
 
 // Write takes upstream bytes and returns the client bytes they complete.

@@ -1,6 +1,7 @@
 package dialects
 
 import (
+	"net/http"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -151,11 +152,14 @@ func (d *bedrockStreamDecoder) finish(emit func(Event)) {
 	emit(Event{Kind: EvFinish, Stop: stop, NativeStop: d.stop, Usage: d.usage})
 }
 
-// end finishes a stream that stopped but sent no metadata: the answer is
-// whole, only its usage is missing.
+// end is reached when the body ends before the metadata event. Bedrock
+// always sends it after messageStop: a stream without it was cut (maybe
+// inside the metadata frame), and its usage, which the ledger needs, is
+// lost. As on the pass-through path, that is an error, not a clean end.
 func (d *bedrockStreamDecoder) end(emit func(Event)) {
-	if d.stopped {
-		d.finish(emit)
+	if d.stopped && !d.finished {
+		emit(Event{Kind: EvError, Status: http.StatusBadGateway,
+			Text: "the provider's stream ended after messageStop without its metadata (usage)"})
 	}
 }
 

@@ -21,6 +21,9 @@ type geminiStreamDecoder struct {
 	usage   Usage
 }
 
+// usageSoFar is the last (cumulative) usageMetadata seen.
+func (d *geminiStreamDecoder) usageSoFar() (Usage, bool) { return d.usage, !d.usage.IsZero() }
+
 func (d *geminiStreamDecoder) event(_ string, data []byte, emit func(Event)) {
 	if !gjson.ValidBytes(data) {
 		emit(Event{Kind: EvError, Text: "the provider sent a stream event that is not JSON", Status: 502})

@@ -1,6 +1,7 @@
 package dialects
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 
@@ -131,6 +132,12 @@ func UpstreamError(d, client Dialect, status int, body []byte) *Error {
 		if m, retryAfter = geminiError(body); m != "" {
 			msg = m
 		}
+		// Gemini refuses a bad or expired key with 400 INVALID_ARGUMENT
+		// and the reason API_KEY_INVALID: the gateway's credentials,
+		// not the client's request.
+		if status == http.StatusBadRequest && bytes.Contains(body, []byte(`"API_KEY_INVALID"`)) {
+			status = http.StatusUnauthorized
+		}
 	}
 	if msg == "" {
 		msg = http.StatusText(status)
@@ -144,8 +151,10 @@ func UpstreamError(d, client Dialect, status int, body []byte) *Error {
 	if status == http.StatusUnauthorized || status == http.StatusForbidden {
 		// The provider refused the gateway's key, not the client's: a
 		// 401 would make tools such as Claude Code ask their user to
-		// log in again.
-		return &Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("the provider refused the gateway's credentials (status %d): %s", status, msg)}
+		// log in again. The provider's words stay out: they may quote
+		// the key (OpenAI shows its last characters) or, for AWS, the
+		// signed request with its session token.
+		return &Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("the provider refused the gateway's credentials (status %d)", status)}
 	}
 	return &Error{Status: status, Message: "provider error: " + msg, RetryAfter: retryAfter}
 }

@@ -204,7 +204,8 @@ func failureOf(status int) failure {
 		return failNone
 	case status >= 500:
 		return failTransient
-	case status == http.StatusUnauthorized, status == http.StatusForbidden, status == http.StatusNotFound:
+	case status == http.StatusUnauthorized, status == http.StatusForbidden, status == http.StatusNotFound,
+		status == http.StatusFailedDependency: // Bedrock's ModelErrorException: the model failed
 		return failTarget
 	}
 	return failNone

@@ -196,3 +196,53 @@ func TestBedrockClientToOpenAI(t *testing.T) {
 		t.Errorf("unknown model: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// TestBedrockErrorTypeHeader: Bedrock names its exception only in the
+// X-Amzn-Errortype header; a ModelErrorException (424) reaches an OpenAI
+// client as a 502 that names it, and counts as the target's failure.
+func TestBedrockErrorTypeHeader(t *testing.T) {
+	up := &fakeUpstream{}
+	up.respond = func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Amzn-Errortype", "ModelErrorException:http://internal.amazon.com/coral/com.amazon.bedrock/")
+		w.WriteHeader(http.StatusFailedDependency)
+		_, _ = w.Write([]byte(`{"message":"Model failed to process the request"}`))
+	}
+	g, _ := pathGateway(t, dialects.Bedrock, "m-up", up)
+	rec := servePath(t, g, "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`, nil)
+	msg := gjson.Get(rec.Body.String(), "error.message").Str
+	if rec.Code != http.StatusBadGateway || !strings.Contains(msg, "ModelErrorException") {
+		t.Errorf("%d %s", rec.Code, rec.Body)
+	}
+	if failureOf(http.StatusFailedDependency) != failTarget {
+		t.Error("a 424 does not move on to the next target")
+	}
+}
+
+// TestGeminiStreamNeedsAltSSE: streamGenerateContent without alt=sse (a
+// JSON array stream, which the gateway does not serve) is a clear 400 in
+// Gemini's envelope; with it, the client is served.
+func TestGeminiStreamNeedsAltSSE(t *testing.T) {
+	up := &fakeUpstream{}
+	up.respond = func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = w.Write([]byte("data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"Hi\"}]},\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":1}}\r\n\r\n"))
+	}
+	g, l := pathGateway(t, dialects.Gemini, "gemini-up", up)
+	body := `{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`
+	rec := servePath(t, g, "/v1beta/models/m:streamGenerateContent", body, nil)
+	if rec.Code != 400 || gjson.Get(rec.Body.String(), "error.status").Str != "INVALID_ARGUMENT" {
+		t.Errorf("without alt=sse: %d %s", rec.Code, rec.Body)
+	}
+	rec = servePath(t, g, "/v1beta/models/m:streamGenerateContent?alt=sse", body, map[string]string{"X-Goog-Api-Key": "client-key"})
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"text":"Hi"`) {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	r := up.got
+	if r.URL.Path != "/v1beta/models/gemini-up:streamGenerateContent" || r.URL.RawQuery != "alt=sse" || r.Header.Get("X-Goog-Api-Key") != "sk-up" {
+		t.Errorf("upstream %s?%s key %q", r.URL.Path, r.URL.RawQuery, r.Header.Get("X-Goog-Api-Key"))
+	}
+	if e := lastEntry(t, l); e.Input != 3 || e.Output != 1 || !e.Stream {
+		t.Errorf("ledger %+v", e)
+	}
+}

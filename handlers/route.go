@@ -48,6 +48,13 @@ func (h *Route) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 			Message: "unknown endpoint " + r.Method + " " + r.URL.Path + " (served: POST /v1/chat/completions, POST /v1/responses, POST /v1/messages, POST /api/chat, GET /v1/models, GET /api/tags, POST /v1/context/delta, GET /v1/context/stats, GET /health)"})
 		return nil
 	}
+	if ep.Name == "gemini_stream" && r.URL.Query().Get("alt") != "sse" {
+		// Without alt=sse Gemini streams a JSON array; the gateway
+		// serves the SSE framing (what the SDKs ask for) only.
+		dialects.WriteError(w, dialects.Gemini, dialects.Errorf(http.StatusBadRequest,
+			"streamGenerateContent is served with alt=sse only (add ?alt=sse)"))
+		return nil
+	}
 	switch ep.Name {
 	case "models":
 		return h.GW.serveModels(w, r)
