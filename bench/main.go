@@ -400,16 +400,9 @@ func benchmark(o *options) error {
 		}
 		rep.Results = append(rep.Results, r)
 	}
-	rep.check()
-	if err := rep.write(o.out); err != nil {
+	if err := rep.publish(o); err != nil {
 		return err
 	}
-	if o.readme != "" {
-		if err := rep.updateReadme(o.readme); err != nil {
-			return err
-		}
-	}
-	os.Stdout.Write(rep.markdown())
 	if failed > 0 {
 		return fmt.Errorf("%d scenario(s) failed", failed)
 	}
@@ -427,17 +420,23 @@ func rerender(o *options, path string) error {
 	if err := json.Unmarshal(b, rep); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	rep.check()
-	if err := rep.write(o.out); err != nil {
+	return rep.publish(o)
+}
+
+// publish checks the targets, writes latest.json and latest.md (and the
+// README's tables with -readme) and prints the tables.
+func (r *report) publish(o *options) error {
+	r.check()
+	if err := r.write(o.out); err != nil {
 		return err
 	}
 	if o.readme != "" {
-		if err := rep.updateReadme(o.readme); err != nil {
+		if err := r.updateReadme(o.readme); err != nil {
 			return err
 		}
 	}
-	os.Stdout.Write(rep.markdown())
-	return nil
+	_, err := os.Stdout.Write(r.markdown())
+	return err
 }
 
 // saveProfile fetches a CPU profile of d from a Caddy admin endpoint.
