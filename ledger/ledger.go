@@ -286,7 +286,14 @@ func (l *Ledger) record(e Entry, h *Hold) error {
 	if e.Time.IsZero() {
 		e.Time = l.now()
 	}
-	v, err := json.Marshal(e)
+	v, ok := appendEntry(make([]byte, 0, 384), &e)
+	var err error
+	if !ok {
+		_, err = json.Marshal(e) // the error json.Marshal gives
+		if err == nil {
+			err = errors.New("unencodable entry")
+		}
+	}
 	if err != nil {
 		err = fmt.Errorf("encoding ledger entry: %w", err)
 	} else {
