@@ -14,7 +14,7 @@ func entryCases() []Entry {
 		{Time: t0, Status: 200},
 		{Time: t0.In(time.FixedZone("x", 3600)), KeyID: "alice", Session: "s<1>&", Endpoint: "chat_completions", Provider: "p", Model: "m",
 			UpstreamModel: "m-up", Tier: "standard", Stream: true, Status: 200,
-			Tokens: Tokens{Input: 11, CachedInput: 3, CacheWrite: 1, Output: 7, Reasoning: 2},
+			Tokens:  Tokens{Input: 11, CachedInput: 3, CacheWrite: 1, Output: 7, Reasoning: 2},
 			CostUSD: 0.000018, LatencyMS: 12.345, Attempts: 2, Fallback: true, Cache: "hit", ErrorKind: "upstream_status", SavedUSD: 1e-9},
 		{Time: t0, Status: 502, CostUSD: 1e21, LatencyMS: 1e-7, SavedUSD: -3.5, KeyID: "quote\" back\\ nl\n tab\t ctl\x01 \u2028 bad\xff é"},
 	}
