@@ -335,8 +335,19 @@ func parseProvider(d *caddyfile.Dispenser) (ProviderConfig, error) {
 	if d.NextArg() {
 		return p, d.ArgErr()
 	}
+	// Options that take one string, by name.
+	strOpts := map[string]*string{"api_key": &p.APIKey, "health_uri": &p.HealthURI, "lb_policy": &p.LBPolicy,
+		"tls_server_name": &p.TLSServerName, "region": &p.Region, "aws_profile": &p.AWSProfile}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		key := d.Val()
+		if dst, ok := strOpts[key]; ok {
+			v, err := oneArg(d)
+			if err != nil {
+				return p, err
+			}
+			*dst = v
+			continue
+		}
 		switch key {
 		case "dialect":
 			v, err := oneArg(d)
@@ -360,12 +371,6 @@ func parseProvider(d *caddyfile.Dispenser) (ProviderConfig, error) {
 				}
 			}
 			p.URLs = append(p.URLs, args...)
-		case "api_key":
-			v, err := oneArg(d)
-			if err != nil {
-				return p, err
-			}
-			p.APIKey = v
 		case "header":
 			args := d.RemainingArgs()
 			if len(args) != 2 {
@@ -390,36 +395,6 @@ func parseProvider(d *caddyfile.Dispenser) (ProviderConfig, error) {
 			case "fail_duration":
 				p.FailDuration = dur
 			}
-		case "health_uri":
-			v, err := oneArg(d)
-			if err != nil {
-				return p, err
-			}
-			p.HealthURI = v
-		case "lb_policy":
-			v, err := oneArg(d)
-			if err != nil {
-				return p, err
-			}
-			p.LBPolicy = v
-		case "tls_server_name":
-			v, err := oneArg(d)
-			if err != nil {
-				return p, err
-			}
-			p.TLSServerName = v
-		case "region":
-			v, err := oneArg(d)
-			if err != nil {
-				return p, err
-			}
-			p.Region = v
-		case "aws_profile":
-			v, err := oneArg(d)
-			if err != nil {
-				return p, err
-			}
-			p.AWSProfile = v
 		default:
 			return p, d.Errf("provider %s: unrecognized option %q (valid: dialect, url, api_key, region, aws_profile, header, dial_timeout, response_header_timeout, health_uri, health_interval, fail_duration, lb_policy, tls_server_name)", p.Name, key)
 		}

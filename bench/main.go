@@ -185,16 +185,11 @@ func startServer(o *options, sc scenario, mockAddr, dir string) (*server, error)
 		}
 		cmd := exec.Command(o.caddy, "run", "--config", conf, "--adapter", "caddyfile")
 		cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
-		p, err := start("caddy", cmd)
-		if err != nil {
-			return nil, err
+		s, err := serve("caddy", cmd, port)
+		if err == nil {
+			s.admin = e.Admin
 		}
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		if err := waitListening(p, addr, 30*time.Second); err != nil {
-			p.stop()
-			return nil, err
-		}
-		return &server{proc: p, url: "http://" + addr, admin: e.Admin}, nil
+		return s, err
 	case "portkey":
 		port, err := freePort()
 		if err != nil {
@@ -205,18 +200,23 @@ func startServer(o *options, sc scenario, mockAddr, dir string) (*server, error)
 			filepath.Join(o.portkey, "node_modules", "@portkey-ai", "gateway", "build", "start-server.js"),
 			"--port="+strconv.Itoa(port), "--headless")
 		cmd.Env = append(os.Environ(), "NODE_ENV=production")
-		p, err := start("portkey", cmd)
-		if err != nil {
-			return nil, err
-		}
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		if err := waitListening(p, addr, 30*time.Second); err != nil {
-			p.stop()
-			return nil, err
-		}
-		return &server{proc: p, url: "http://" + addr}, nil
+		return serve("portkey", cmd, port)
 	}
 	return nil, fmt.Errorf("unknown server kind %q", sc.Server)
+}
+
+// serve starts a server process and waits until it listens on port.
+func serve(name string, cmd *exec.Cmd, port int) (*server, error) {
+	p, err := start(name, cmd)
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	if err := waitListening(p, addr, 30*time.Second); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return &server{proc: p, url: "http://" + addr}, nil
 }
 
 func (sc scenario) target(s *server, mockAddr string) target {

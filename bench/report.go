@@ -132,17 +132,23 @@ func (r *report) check() {
 	r.Checks = nil
 	add := func(target, got string, met bool) { r.Checks = append(r.Checks, check{target, got, met}) }
 	bare, gw, tr := r.find("caddy"), r.find("gateway"), r.find("translate")
-	if bare != nil && gw != nil {
+	// perRate checks a difference of a, against base, at each rate
+	// both ran.
+	perRate := func(target string, a, base *result, diff func(p, q *point) float64, limit float64) {
 		var got []string
 		met := true
-		for _, rate := range commonRates(gw, bare) {
-			d := gw.at(rate).P50 - bare.at(rate).P50
+		for _, rate := range commonRates(a, base) {
+			d := diff(a.at(rate), base.at(rate))
 			got = append(got, fmt.Sprintf("%+.0f µs at %d/s", d, rate))
-			met = met && d <= 50
+			met = met && d <= limit
 		}
 		if len(got) > 0 {
-			add("pass-through p50 added latency ≤ bare reverse_proxy + 50 µs", strings.Join(got, ", "), met)
+			add(target, strings.Join(got, ", "), met)
 		}
+	}
+	if bare != nil && gw != nil {
+		perRate("pass-through p50 added latency ≤ bare reverse_proxy + 50 µs", gw, bare,
+			func(p, q *point) float64 { return p.P50 - q.P50 }, 50)
 		ratio := gw.Saturation.Throughput / bare.Saturation.Throughput
 		add("pass-through throughput ≥ 85 % of bare reverse_proxy", fmt.Sprintf("%.0f %%", 100*ratio), ratio >= 0.85)
 	}
@@ -152,16 +158,8 @@ func (r *report) check() {
 	}
 	bs, gs := r.find("caddy-stream"), r.find("gateway-stream")
 	if bs != nil && gs != nil {
-		var got []string
-		met := true
-		for _, rate := range commonRates(gs, bs) {
-			d := gs.at(rate).TTFB50 - bs.at(rate).TTFB50
-			got = append(got, fmt.Sprintf("%+.0f µs at %d/s", d, rate))
-			met = met && d <= 1000
-		}
-		if len(got) > 0 {
-			add("stream time to first byte within 1 ms of bare reverse_proxy", strings.Join(got, ", "), met)
-		}
+		perRate("stream time to first byte within 1 ms of bare reverse_proxy", gs, bs,
+			func(p, q *point) float64 { return p.TTFB50 - q.TTFB50 }, 1000)
 	}
 	for _, id := range []string{"gateway-big", "translate-big"} {
 		if b := r.find(id); b != nil && b.Big != nil {

@@ -212,17 +212,7 @@ func EncodeAnthropicRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 			system = append(system, b)
 		}
 	}
-	var turns []anthropicTurn
-	add := func(role string, blocks []map[string]any) {
-		if len(blocks) == 0 {
-			return
-		}
-		if n := len(turns); n > 0 && turns[n-1].role == role {
-			turns[n-1].blocks = append(turns[n-1].blocks, blocks...)
-			return
-		}
-		turns = append(turns, anthropicTurn{role, blocks})
-	}
+	var turns turns
 	ids := map[string]string{} // tool-call ids generated for calls that had none
 	for _, m := range r.Messages {
 		var blocks []map[string]any
@@ -251,9 +241,9 @@ func EncodeAnthropicRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 				}
 			}
 		case RoleAssistant:
-			add("assistant", blocks)
+			turns.add("assistant", blocks)
 		default: // user, tool
-			add("user", blocks)
+			turns.add("user", blocks)
 		}
 	}
 	msgs := make([]map[string]any, 0, len(turns))
@@ -275,7 +265,7 @@ func EncodeAnthropicRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 	if budget == 0 && r.ReasoningEffort != "" && o.Reasoning {
 		budget = effortBudget(r.ReasoningEffort)
 	}
-	if budget > 0 && !toolTurnsSigned(turns) {
+	if budget > 0 && !turns.toolTurnsSigned(anthropicCall, anthropicSigned) {
 		// With thinking on, Anthropic requires an assistant turn that
 		// calls tools to begin with its signed thinking block; history
 		// from another provider has none, so thinking stays off.
@@ -447,33 +437,10 @@ func EncodeAnthropicResponse(r *ChatResponse, model string) ([]byte, error) {
 		"content": content, "stop_reason": anthropicStop(r.Stop), "stop_sequence": seq, "usage": anthropicUsageJSON(r.Usage)})
 }
 
-type anthropicTurn struct {
-	role   string
-	blocks []map[string]any
-}
+// anthropicCall and anthropicSigned tell a tool call and a signed
+// thinking block apart among encoded content blocks (toolTurnsSigned).
+func anthropicCall(b map[string]any) bool { return b["type"] == "tool_use" }
 
-// toolTurnsSigned reports whether every assistant turn that calls a tool
-// begins with a signed thinking (or redacted thinking) block.
-func toolTurnsSigned(turns []anthropicTurn) bool {
-	for _, t := range turns {
-		if t.role != "assistant" {
-			continue
-		}
-		calls := false
-		for _, b := range t.blocks {
-			if b["type"] == "tool_use" {
-				calls = true
-			}
-		}
-		if !calls {
-			continue
-		}
-		if len(t.blocks) == 0 {
-			return false
-		}
-		if typ := t.blocks[0]["type"]; typ != "thinking" && typ != "redacted_thinking" {
-			return false
-		}
-	}
-	return true
+func anthropicSigned(b map[string]any) bool {
+	return b["type"] == "thinking" || b["type"] == "redacted_thinking"
 }

@@ -375,12 +375,6 @@ func bedrockTools(tc gjson.Result, r *ChatRequest) *Error {
 	return nil
 }
 
-// bedrockTurn is one message of an encoded request.
-type bedrockTurn struct {
-	role   string
-	blocks []map[string]any
-}
-
 // bedrockToolID makes a tool-call id fit Converse's toolUseId pattern
 // ([a-zA-Z0-9_-]{1,64}): some OpenAI-compatible hosts use ids such as
 // "functions.get_weather:0". The same id always maps to the same result,
@@ -548,17 +542,7 @@ func EncodeBedrockRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 		}
 	}
 	addSystem(r.System)
-	var turns []bedrockTurn
-	add := func(role string, blocks []map[string]any) {
-		if len(blocks) == 0 {
-			return
-		}
-		if n := len(turns); n > 0 && turns[n-1].role == role {
-			turns[n-1].blocks = append(turns[n-1].blocks, blocks...)
-			return
-		}
-		turns = append(turns, bedrockTurn{role, blocks})
-	}
+	var turns turns
 	ids := map[string]string{} // ids generated for tool calls that had none, by tool name
 	toolBlocks := false
 	for _, m := range r.Messages {
@@ -589,9 +573,9 @@ func EncodeBedrockRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 			}
 		}
 		if m.Role == RoleAssistant {
-			add("assistant", blocks)
+			turns.add("assistant", blocks)
 		} else {
-			add("user", blocks)
+			turns.add("user", blocks)
 		}
 	}
 	msgs := make([]map[string]any, 0, len(turns))
@@ -612,7 +596,7 @@ func EncodeBedrockRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 	if budget == 0 && r.ReasoningEffort != "" && r.ReasoningEffort != "none" && o.Reasoning {
 		budget = effortBudget(r.ReasoningEffort)
 	}
-	if budget > 0 && (!bedrockToolTurnsSigned(turns) || !bedrockClaude(o.Model)) {
+	if budget > 0 && (!turns.toolTurnsSigned(bedrockCall, bedrockSigned) || !bedrockClaude(o.Model)) {
 		// Only Claude on Bedrock takes this thinking shape; Nova,
 		// DeepSeek or gpt-oss would refuse the request with it.
 		budget = 0
@@ -687,28 +671,11 @@ func EncodeBedrockRequest(r *ChatRequest, o EncodeOptions) ([]byte, error) {
 	return json.Marshal(req)
 }
 
-// bedrockToolTurnsSigned reports whether every assistant turn that calls
-// a tool begins with a reasoning block (Anthropic's rule with thinking
-// on).
-func bedrockToolTurnsSigned(turns []bedrockTurn) bool {
-	for _, t := range turns {
-		if t.role != "assistant" {
-			continue
-		}
-		calls := false
-		for _, b := range t.blocks {
-			_, isCall := b["toolUse"]
-			calls = calls || isCall
-		}
-		if !calls {
-			continue
-		}
-		if _, ok := t.blocks[0]["reasoningContent"]; !ok {
-			return false
-		}
-	}
-	return true
-}
+// bedrockCall and bedrockSigned tell a tool call and a reasoning block
+// apart among encoded content blocks (toolTurnsSigned).
+func bedrockCall(b map[string]any) bool { _, ok := b["toolUse"]; return ok }
+
+func bedrockSigned(b map[string]any) bool { _, ok := b["reasoningContent"]; return ok }
 
 // stopFromBedrock maps a Converse stopReason (see the notes' table):
 // guardrails and content filters are a content filter, the context
@@ -975,20 +942,24 @@ func bedrockClaude(model string) bool {
 }
 
 // bedrockUpstreamError reads a Bedrock HTTP error: {"message":...} (or
-// "Message"), the exception name in __type. The message names the
+// "Message"), the exception name in __type or, as real Bedrock sends it,
+// only in the X-Amzn-Errortype header (errType). The message names the
 // exception; the status is the provider's, except where
 // statusFromBedrockException restates it.
-func bedrockUpstreamError(status int, body []byte, msg string) (int, string) {
-	if !gjson.ValidBytes(body) {
-		return status, msg
+func bedrockUpstreamError(status int, errType string, body []byte, msg string) (int, string) {
+	var name string
+	if gjson.ValidBytes(body) {
+		r := gjson.GetManyBytes(body, "__type", "code", "Message")
+		name = bedrockErrorName(r[0].Str)
+		if name == "" {
+			name = bedrockErrorName(r[1].Str)
+		}
+		if msg == "" {
+			msg = r[2].Str
+		}
 	}
-	r := gjson.GetManyBytes(body, "__type", "code", "Message")
-	name := bedrockErrorName(r[0].Str)
 	if name == "" {
-		name = bedrockErrorName(r[1].Str)
-	}
-	if msg == "" {
-		msg = r[2].Str
+		name = bedrockErrorName(errType)
 	}
 	if name == "" {
 		return status, msg

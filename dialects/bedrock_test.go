@@ -466,18 +466,18 @@ func TestBedrockStopReasons(t *testing.T) {
 }
 
 func TestBedrockErrors(t *testing.T) {
-	e := UpstreamError(Bedrock, OpenAI, 429, []byte(`{"__type":"ThrottlingException","message":"Too many requests"}`))
+	e := UpstreamError(Bedrock, OpenAI, 429, nil, []byte(`{"__type":"ThrottlingException","message":"Too many requests"}`))
 	if e.Status != 429 || e.Message != "provider error: ThrottlingException: Too many requests" {
 		t.Errorf("throttling: %+v", e)
 	}
-	e = UpstreamError(Bedrock, OpenAI, 424, []byte(`{"message":"model failed","__type":"com.amazon.bedrock#ModelErrorException:http://internal"}`))
+	e = UpstreamError(Bedrock, OpenAI, 424, nil, []byte(`{"message":"model failed","__type":"com.amazon.bedrock#ModelErrorException:http://internal"}`))
 	if e.Status != 502 || !strings.Contains(e.Message, "ModelErrorException: model failed") {
 		t.Errorf("model error: %+v", e)
 	}
-	if e = UpstreamError(Bedrock, Anthropic, 408, []byte(`{"Message":"slow","__type":"ModelTimeoutException"}`)); e.Status != 504 || !strings.Contains(e.Message, "slow") {
+	if e = UpstreamError(Bedrock, Anthropic, 408, nil, []byte(`{"Message":"slow","__type":"ModelTimeoutException"}`)); e.Status != 504 || !strings.Contains(e.Message, "slow") {
 		t.Errorf("timeout: %+v", e)
 	}
-	if e = UpstreamError(Bedrock, OpenAI, 400, []byte(`not json`)); e.Status != 400 || e.Message != "provider error: Bad Request" {
+	if e = UpstreamError(Bedrock, OpenAI, 400, nil, []byte(`not json`)); e.Status != 400 || e.Message != "provider error: Bad Request" {
 		t.Errorf("no body: %+v", e)
 	}
 

@@ -831,7 +831,7 @@ func TestGeminiErrors(t *testing.T) {
 		`{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests"}]},` +
 		`{"@type":"type.googleapis.com/google.rpc.Help","links":[{"url":"https://ai.google.dev/gemini-api/docs/rate-limits"}]},` +
 		`{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"34.4s"}]}}`)
-	e := UpstreamError(Gemini, OpenAI, 429, body)
+	e := UpstreamError(Gemini, OpenAI, 429, nil, body)
 	if e.Status != 429 || e.RetryAfter != 35 || e.Message != "provider error: You exceeded your current quota." {
 		t.Errorf("upstream error %+v", e)
 	}
@@ -851,7 +851,7 @@ func TestGeminiErrors(t *testing.T) {
 		}
 	}
 	// The gateway's key refused: not the client's problem.
-	if e := UpstreamError(Gemini, Gemini, 403, []byte(`{"error":{"code":403,"message":"API key not valid","status":"PERMISSION_DENIED"}}`)); e.Status != 502 {
+	if e := UpstreamError(Gemini, Gemini, 403, nil, []byte(`{"error":{"code":403,"message":"API key not valid","status":"PERMISSION_DENIED"}}`)); e.Status != 502 {
 		t.Errorf("403: %+v", e)
 	}
 	ev := StreamError(Gemini, "boom", 503, 4)
@@ -1211,7 +1211,7 @@ func TestGeminiSchemaTypeEscaped(t *testing.T) {
 // gets the gateway's 502, without the provider's words.
 func TestGeminiInvalidKey(t *testing.T) {
 	body := []byte(`{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}`)
-	e := UpstreamError(Gemini, Anthropic, 400, body)
+	e := UpstreamError(Gemini, Anthropic, 400, nil, body)
 	if e.Status != 502 || strings.Contains(e.Message, "API key not valid") {
 		t.Errorf("%d %s", e.Status, e.Message)
 	}

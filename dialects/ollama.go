@@ -375,12 +375,8 @@ type ollamaStreamEncoder struct {
 	model string
 	tools []Part   // tool calls are sent whole, when complete
 	index []int    // the neutral tool index of each pending call
-	args  [][]byte // their arguments so far
-	size  int
+	args  [][]byte // their arguments so far (bounded by the translator: maxToolArgs)
 }
-
-// maxToolArgs bounds the arguments held for Ollama's whole tool calls.
-const maxToolArgs = 16 << 20
 
 func (e *ollamaStreamEncoder) line(out []byte, v map[string]any) []byte {
 	v["model"] = e.model
@@ -398,7 +394,7 @@ func (e *ollamaStreamEncoder) flushTools(out []byte) []byte {
 		e.tools[i].Args = string(e.args[i])
 	}
 	out = e.line(out, map[string]any{"message": map[string]any{"role": "assistant", "content": "", "tool_calls": ollamaToolCalls(e.tools)}, "done": false})
-	e.tools, e.index, e.args, e.size = e.tools[:0], e.index[:0], nil, 0
+	e.tools, e.index, e.args = e.tools[:0], e.index[:0], nil
 	return out
 }
 
@@ -421,11 +417,6 @@ func (e *ollamaStreamEncoder) encode(ev Event, out []byte) []byte {
 		e.index = append(e.index, ev.Index)
 		e.args = append(e.args, nil)
 	case EvToolArgs:
-		e.size += len(ev.Text)
-		if e.size > maxToolArgs {
-			e.tools, e.index, e.args = nil, nil, nil
-			return e.encode(Event{Kind: EvError, Text: "tool call arguments too large", Status: 502}, out)
-		}
 		for i, idx := range e.index {
 			if idx == ev.Index {
 				e.args[i] = append(e.args[i], ev.Text...)

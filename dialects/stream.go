@@ -165,19 +165,17 @@ func (t *StreamTranslator) emit(e Event) {
 	if t.done {
 		return
 	}
-	switch e.Kind {
-	case EvToolArgs:
+	if e.Kind == EvToolArgs {
 		// Encoders that send whole tool calls (Ollama, Gemini) hold the
 		// arguments: bound them here, for every encoder, so that an
 		// oversized call ends the stream with an error and nothing
 		// after it looks like a clean end.
 		if t.args += len(e.Text); t.args > maxToolArgs {
-			t.lastUsage()
-			t.done = true
-			t.out = t.enc.encode(Event{Kind: EvError, Status: 502,
-				Text: fmt.Sprintf("the provider's tool call arguments are larger than the gateway holds (%d MiB)", maxToolArgs>>20)}, t.out)
-			return
+			e = Event{Kind: EvError, Status: 502,
+				Text: fmt.Sprintf("the provider's tool call arguments are larger than the gateway holds (%d MiB)", maxToolArgs>>20)}
 		}
+	}
+	switch e.Kind {
 	case EvStart:
 		if !e.Usage.IsZero() {
 			t.usage, t.seen = e.Usage, true
@@ -193,6 +191,9 @@ func (t *StreamTranslator) emit(e Event) {
 	}
 	t.out = t.enc.encode(e, t.out)
 }
+
+// maxToolArgs bounds the tool-call arguments of one translated stream.
+const maxToolArgs = 16 << 20
 
 // usageKeeper is a decoder that knows the usage reported so far before
 // its stream finished (Gemini's cumulative usageMetadata).

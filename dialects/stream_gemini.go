@@ -127,11 +127,10 @@ type geminiStreamEncoder struct {
 	model   string
 	id      string
 	started bool
-	tail    []byte // every chunk's end after its candidates
-	next    string // a Gemini signature owed to the next part
-	calls   []geminiCall
-	sent    int // function calls sent
-	size    int
+	tail    []byte       // every chunk's end after its candidates
+	next    string       // a Gemini signature owed to the next part
+	calls   []geminiCall // held whole (bounded by the translator: maxToolArgs)
+	sent    int          // function calls sent
 }
 
 const (
@@ -221,7 +220,7 @@ func (e *geminiStreamEncoder) flushCalls(out []byte, all bool) []byte {
 		out = append(out, '}')
 	}
 	e.sent += len(e.calls)
-	e.calls, e.size = e.calls[:0], 0
+	e.calls = e.calls[:0]
 	out = append(out, geminiPartsEnd...)
 	return append(out, e.tail...)
 }
@@ -262,11 +261,6 @@ func (e *geminiStreamEncoder) encode(ev Event, out []byte) []byte {
 	case EvToolStart:
 		e.calls = append(e.calls, geminiCall{index: ev.Index, id: ev.ID, name: ev.Name})
 	case EvToolArgs:
-		e.size += len(ev.Text)
-		if e.size > maxToolArgs {
-			e.calls = nil
-			return e.encode(Event{Kind: EvError, Text: "tool call arguments too large", Status: 502}, out)
-		}
 		for i := range e.calls {
 			if e.calls[i].index == ev.Index {
 				e.calls[i].args = append(e.calls[i].args, ev.Text...)

@@ -107,10 +107,10 @@ func EncodeResponse(d Dialect, r *ChatResponse, model string) ([]byte, error) {
 }
 
 // UpstreamError reads the error a provider of dialect d answered with
-// status, and restates it for a client: the provider's message is kept,
+// status, headers and body, and restates it for a client: the provider's message is kept,
 // the status is one the client's SDK understands (Anthropic's 529
 // "overloaded" becomes 503 for OpenAI and Ollama clients).
-func UpstreamError(d, client Dialect, status int, body []byte) *Error {
+func UpstreamError(d, client Dialect, status int, header http.Header, body []byte) *Error {
 	msg := ""
 	if gjson.ValidBytes(body) {
 		root := gjson.ParseBytes(body)
@@ -123,7 +123,7 @@ func UpstreamError(d, client Dialect, status int, body []byte) *Error {
 	}
 	if d == Bedrock {
 		// {"message"} or {"Message"}, the exception name in __type.
-		status, msg = bedrockUpstreamError(status, body, msg)
+		status, msg = bedrockUpstreamError(status, header.Get("X-Amzn-Errortype"), body, msg)
 	}
 	retryAfter := 0
 	if d == Gemini {

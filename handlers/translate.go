@@ -43,7 +43,8 @@ func (h *Translate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	if client != target {
 		return h.translate(w, r, next, ex, upstream, client, target)
 	}
-	body, err := ex.Body, error(nil)
+	body := ex.Body
+	var err error
 	if !dialects.PathStream(target) {
 		// Gemini and Bedrock name the model in the path (prepareUpstream).
 		body, err = dialects.SetModel(body, d.Model.UpstreamID)

@@ -6,8 +6,6 @@ import (
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/tidwall/gjson"
-	"github.com/tidwall/sjson"
 
 	"github.com/llmgate/caddy-llmgate/dialects"
 )
@@ -141,16 +139,7 @@ func (t *translateWriter) finish(aborted bool) {
 			t.status = http.StatusBadGateway
 		}
 		h.Del("Location")
-		if t.from == dialects.Bedrock && !t.over {
-			// Bedrock names the exception in a header ({"message"} is
-			// the whole body): give it to the error's reader.
-			if et := h.Get("X-Amzn-Errortype"); et != "" && !gjson.GetBytes(t.buf, "__type").Exists() {
-				if b, err := sjson.SetBytes(t.buf, "__type", et); err == nil {
-					t.buf = b
-				}
-			}
-		}
-		e := dialects.UpstreamError(t.from, t.to, t.status, t.buf)
+		e := dialects.UpstreamError(t.from, t.to, t.status, h, t.buf)
 		dialects.WriteError(w, t.to, e)
 		t.status = e.Status
 		return

@@ -289,13 +289,7 @@ func (l *Ledger) record(e Entry, h *Hold) error {
 	v, ok := appendEntry(make([]byte, 0, 384), &e)
 	var err error
 	if !ok {
-		_, err = json.Marshal(e) // the error json.Marshal gives
-		if err == nil {
-			err = errors.New("unencodable entry")
-		}
-	}
-	if err != nil {
-		err = fmt.Errorf("encoding ledger entry: %w", err)
+		err = errors.New("encoding ledger entry: a cost or latency that is not a finite number, or a time beyond year 9999")
 	} else {
 		k := l.key(e.Time)
 		l.applyMu.RLock()
