@@ -55,6 +55,7 @@ func fallbackConfig(t *testing.T, mockURL, slowURL string) string {
 		model fb-529-ant fbant mock-status-529
 		model fb-slow fbslow
 		model fb-break fbmock mock-break
+		model fb-stream-error fbant mock-stream-error
 		router {
 			retries 1
 			retry_backoff 20ms
@@ -67,6 +68,7 @@ func fallbackConfig(t *testing.T, mockURL, slowURL string) string {
 			fallback fb-529 fb-ok
 			fallback fb-slow fb-ok
 			fallback fb-break fb-ok
+			fallback fb-stream-error fb-ok
 		}
 	}
 }
@@ -190,6 +192,27 @@ func TestFallbacks(t *testing.T) {
 		}
 		if n := upstreamCalls(m, "fb-ok-up") - before; n != 0 {
 			t.Errorf("fell back after the first byte (%d requests)", n)
+		}
+	})
+
+	t.Run("error event before any content", func(t *testing.T) {
+		// A 200 stream whose first event after its preamble is
+		// overloaded_error: nothing has reached the client yet, so it
+		// is retried and falls back like a 529.
+		resp, body := post(t, "/v1/chat/completions", nil, chat("fb-stream-error", true))
+		expect(t, resp, body, "fb-ok", "1", "3")
+		events := readSSE(t, strings.NewReader(string(body)))
+		if len(events) == 0 || events[len(events)-1] != "[DONE]" || strings.Contains(string(body), "error") || !strings.Contains(string(body), "Hell") {
+			t.Errorf("not one clean stream: %s", body)
+		}
+		// An Anthropic client, whose first target passes through.
+		resp, body = post(t, "/v1/messages", nil, `{"model":"fb-stream-error","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+		expect(t, resp, body, "fb-ok", "1", "3")
+		if strings.Count(string(body), "event: message_start") != 1 || !strings.Contains(string(body), "event: message_stop") || strings.Contains(string(body), "overloaded") {
+			t.Errorf("not one clean stream: %s", body)
+		}
+		if n := upstreamCalls(m, "mock-stream-error"); n != 4 {
+			t.Errorf("failing target got %d requests, want 4", n)
 		}
 	})
 

@@ -23,6 +23,47 @@ const fallbackModel = "fallback-test"
 // for: claude-test's request.
 var fallbackCase = modelCase{name: fallbackModel, dialect: "anthropic", upstream: "claude-upstream"}
 
+// overloadedModel's first target, an Anthropic provider, answers every
+// stream with a 200 whose first event after message_start and ping is
+// overloaded_error (and unstreamed requests with a 529); its fallback is
+// claude-test. The gateway has sent the client nothing when the error
+// comes, so it falls back as for an error status.
+const overloadedModel = "overloaded-test"
+
+// overloadedFirst is the request overloadedModel's first target gets;
+// overloadedCase is the one its fallback gets.
+var (
+	overloadedFirst = modelCase{name: overloadedModel, dialect: "anthropic", upstream: "mock-stream-error"}
+	overloadedCase  = modelCase{name: overloadedModel, dialect: "anthropic", upstream: "claude-upstream", failingFirst: &overloadedFirst}
+)
+
+// checkUpstreamVia checks, as checkUpstream does, the requests the mock
+// received after the first skip: each is either the failing first
+// target's (first) or the fallback's (m), and the fallback got some.
+func checkUpstreamVia(t *testing.T, first, m modelCase, skip int) {
+	t.Helper()
+	reqs := mock.Requests()
+	if len(reqs) < skip {
+		skip = len(reqs)
+	}
+	var firsts, fallbacks int
+	for i, r := range reqs[skip:] {
+		c := m
+		if model, err := upstreamModel(r); err == nil && model == first.upstream {
+			c = first
+			firsts++
+		} else {
+			fallbacks++
+		}
+		for _, p := range upstreamProblems(r, c) {
+			t.Errorf("upstream request %d %s %s: %s", i, r.Method, r.Path, p)
+		}
+	}
+	if firsts == 0 || fallbacks == 0 {
+		t.Errorf("%s: %d requests to the first target, %d to the fallback", m.name, firsts, fallbacks)
+	}
+}
+
 // TestFallbackSDKs runs the official clients' checks (tool calls, text,
 // streamed and not, usage) against a model whose first target is down:
 // each client must see one clean answer, as if nothing had failed.
@@ -39,6 +80,22 @@ func TestFallbackSDKs(t *testing.T) {
 	})
 	t.Run("openai-node", func(t *testing.T) {
 		runNodeScript(t, nodeOrSkip(t, "openai"), "openai_chat.mjs", fallbackCase)
+	})
+	// The first target answers 200 and fails before any content.
+	t.Run("first event an error", func(t *testing.T) {
+		t.Run("openai-go", func(t *testing.T) {
+			before := len(mock.Requests())
+			testOpenAIGo(t, newClient(), overloadedCase)
+			checkUpstream(t, overloadedCase, before)
+		})
+		t.Run("anthropic-sdk-go", func(t *testing.T) {
+			before := len(mock.Requests())
+			testAnthropicGo(t, newAnthropicClient(), overloadedCase)
+			checkUpstream(t, overloadedCase, before)
+		})
+		t.Run("openai-node", func(t *testing.T) {
+			runNodeScript(t, nodeOrSkip(t, "openai"), "openai_chat.mjs", overloadedCase)
+		})
 	})
 	t.Run("headers", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -62,6 +62,10 @@ type modelCase struct {
 	dialect string
 	// upstream is the model name the gateway must send to the provider.
 	upstream string
+	// failingFirst, when set, is a first target that fails before the
+	// provider above answers as the fallback: requests to it are
+	// expected too (see checkUpstreamVia).
+	failingFirst *modelCase
 }
 
 // models are the gateway's models, one for each provider dialect.
@@ -284,9 +288,15 @@ func run(m *testing.M) int {
 		model %[18]s deadend {
 			capabilities tools
 		}
+		model %[26]s mockant %[27]s {
+			capabilities tools
+		}
 		router {
 			retry_backoff 10ms
+			# Every request to the failing first targets must reach them.
+			breaker_threshold 1000
 			fallback %[18]s %[10]s
+			fallback %[26]s %[10]s
 		}
 	}
 }
@@ -305,7 +315,7 @@ https://127.0.0.1:%[3]d {
 		models[0].name, models[0].upstream, models[1].name, models[1].upstream, models[2].name, models[2].upstream,
 		responsesProviderKey, models[3].name, models[3].upstream, deadPort, fallbackModel,
 		geminiProviderKey, awsRegion, models[4].name, models[4].upstream, models[5].name, models[5].upstream,
-		failingConf())
+		failingConf(), overloadedModel, overloadedFirst.upstream)
 	if err := os.WriteFile(caddyfile, []byte(conf), 0o600); err != nil {
 		fmt.Fprintln(os.Stderr, "conformance:", err)
 		return 1
@@ -658,6 +668,10 @@ func upstreamModel(r mockllm.Received) (string, error) {
 // model m (see upstreamProblems). It fails if there is none.
 func checkUpstream(t *testing.T, m modelCase, skip int) {
 	t.Helper()
+	if m.failingFirst != nil {
+		checkUpstreamVia(t, *m.failingFirst, m, skip)
+		return
+	}
 	reqs := mock.Requests()
 	if len(reqs) < skip {
 		skip = len(reqs)
@@ -677,7 +691,7 @@ func checkUpstream(t *testing.T, m modelCase, skip int) {
 // provider dialect, name the upstream model of one of the gateway's
 // models of that dialect, and pass upstreamProblems for it.
 func auditUpstream() []string {
-	known := append(append([]modelCase{fallbackCase}, models...), failingModels()...)
+	known := append(append([]modelCase{fallbackCase, overloadedFirst}, models...), failingModels()...)
 	var problems []string
 	for i, r := range mock.Requests() {
 		dialect := upstreamDialect(r)

@@ -90,9 +90,30 @@ func FuzzStreamTranslator(f *testing.F) {
 				c := int(cut) % (len(in) + 1)
 				n := len(tr.Write(in[:c]))
 				n += len(tr.Write(in[c:]))
+				st := tr.Start()
 				n += len(tr.Close())
 				if n > 64*len(in)+4096 {
 					t.Fatalf("%s→%s: %d output bytes for %d input bytes", from, to, n, len(in))
+				}
+				if to != OpenAI {
+					continue
+				}
+				// The pass-through path's probe decides as the
+				// translator does, on the same cut, and always decides
+				// at Close.
+				p, err := NewStreamProbe(from)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p.Feed(in[:c])
+				if got := p.Feed(in[c:]); got != st {
+					t.Fatalf("%s: probe %d, translator %d", from, got, st)
+				}
+				if end := p.Close(); end == StreamPending || end != tr.Start() {
+					t.Fatalf("%s: at Close probe %d, translator %d", from, end, tr.Start())
+				}
+				if e, _ := p.Err(Anthropic); (e != nil) != (p.Close() == StreamFailed) || e != nil && e.Status < 400 {
+					t.Fatalf("%s: error %+v for start %d", from, e, p.Close())
 				}
 			}
 		}

@@ -77,6 +77,7 @@ type StreamTranslator struct {
 	usage  Usage
 	seen   bool
 	done   bool
+	watch  startWatch
 }
 
 // ErrUnsupportedStream is returned for dialect pairs with no translation.
@@ -175,6 +176,7 @@ func (t *StreamTranslator) emit(e Event) {
 				Text: fmt.Sprintf("the provider's tool call arguments are larger than the gateway holds (%d MiB)", maxToolArgs>>20)}
 		}
 	}
+	t.watch.see(e)
 	switch e.Kind {
 	case EvStart:
 		if !e.Usage.IsZero() {
@@ -274,6 +276,9 @@ type frameParser struct {
 	hasData  bool
 	cr       bool // last byte was CR: skip a following LF
 	over     bool
+	// halt stops feed at the next line end (a StreamProbe that has
+	// decided reads no further).
+	halt bool
 }
 
 func (f *frameParser) feed(p []byte, event func(name string, data []byte), fail func(error)) {
@@ -305,6 +310,9 @@ func (f *frameParser) feed(p []byte, event func(name string, data []byte), fail 
 		}
 		p = p[i+1:]
 		f.endLine(event)
+		if f.halt {
+			return
+		}
 	}
 }
 

@@ -67,6 +67,10 @@ type Exchange struct {
 	// provider's response headers; gotHeaders says they came.
 	UpstreamHeaders time.Duration
 	gotHeaders      bool
+	// upstreamBegan is how long the current attempt waited for its
+	// stream's content to begin, when the stream was held until then
+	// (startHold): the provider's time too.
+	upstreamBegan time.Duration
 	// callStart is when the current upstream call began (zero outside
 	// of one).
 	callStart time.Time
@@ -75,7 +79,15 @@ type Exchange struct {
 // beginCall marks the start of an upstream call at now.
 func (ex *Exchange) beginCall(now time.Time) {
 	ex.callStart = now
-	ex.UpstreamHeaders, ex.gotHeaders = 0, false
+	ex.UpstreamHeaders, ex.gotHeaders, ex.upstreamBegan = 0, false, 0
+}
+
+// streamBegan marks the current call's held stream beginning at now (its
+// first content arrived and the answer left for the client).
+func (ex *Exchange) streamBegan(now time.Time) {
+	if !ex.callStart.IsZero() {
+		ex.upstreamBegan = now.Sub(ex.callStart)
+	}
 }
 
 // headersArrived marks the provider's response headers of the current
@@ -99,13 +111,14 @@ func (ex *Exchange) endCall(now time.Time) {
 // Overhead is the gateway's own time in the exchange up to now: the time
 // since it started minus the time inside upstream calls and minus retry
 // waits. Inside a call (when the answer's headers are committed while
-// the provider streams) the call counts up to the provider's headers,
-// so the overhead is the gateway's share of the time to first byte.
+// the provider streams) the call counts up to the provider's headers, or
+// for a stream held until its content began up to that, so the overhead
+// is the gateway's share of the time to first byte.
 func (ex *Exchange) Overhead(now time.Time) time.Duration {
 	up := ex.UpstreamTime
 	if !ex.callStart.IsZero() {
 		if ex.gotHeaders {
-			up += ex.UpstreamHeaders
+			up += max(ex.UpstreamHeaders, ex.upstreamBegan)
 		} else {
 			up += now.Sub(ex.callStart)
 		}

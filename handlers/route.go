@@ -253,8 +253,10 @@ func (g *Gateway) plan(d dialects.Dialect, req dialects.Request, body []byte, de
 // Retry-After and retry-after-ms, then the next target is tried; 401,
 // 403 and 404 go to the next target at once. Failures are held back from
 // the client (attemptWriter), so the client sees one answer: the first
-// success, or the last failure when every target failed. Once a byte of
-// an answer has reached the client nothing falls back.
+// success, or the last failure when every target failed. A stream that
+// fails before its content begins is such a failure (llm_translate holds
+// it back: startHold). Once a byte of an answer has reached the client
+// nothing falls back.
 func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, ex *Exchange) error {
 	g := h.GW
 	rt := g.Router

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
@@ -65,6 +66,11 @@ type usageTap struct {
 	// onHeaders, when set, is called when the provider's response
 	// headers arrive (the first final WriteHeader).
 	onHeaders func()
+	// now, when set, holds a stream back until its answer has begun
+	// (startHold), with now as the clock; probe reads its first events.
+	now   func() time.Time
+	start startHold
+	probe *dialects.StreamProbe
 }
 
 // mediaType is the media type of a Content-Type value, lower-cased,
@@ -138,6 +144,13 @@ func (t *usageTap) WriteHeader(code int) {
 		// Lines are dropped, so the upstream's length no longer holds.
 		t.Header().Del("Content-Length")
 	}
+	if t.now != nil && code == http.StatusOK && (t.kind == kindSSE || t.kind == kindNDJSON || t.kind == kindEventStream) {
+		if p, err := dialects.NewStreamProbe(t.dialect); err == nil {
+			t.probe = p
+			t.start.begin(code, t.now())
+			return
+		}
+	}
 	t.ResponseWriterWrapper.WriteHeader(code)
 }
 
@@ -155,29 +168,66 @@ func (t *usageTap) Write(p []byte) (int, error) {
 			}
 		}
 	case kindSSE, kindNDJSON:
+		if t.start.failed {
+			return len(p), nil
+		}
 		if t.strip {
 			if t.out == nil {
 				t.out = getStripBuf()
 			}
 			t.out = t.out[:0]
 			t.lines(p)
-			if len(t.out) == 0 {
-				return len(p), nil
-			}
-			if _, err := t.ResponseWriterWrapper.Write(t.out); err != nil {
-				return 0, err
-			}
-			return len(p), nil
+			return t.pass(p, t.out)
 		}
 		t.lines(p)
+		return t.pass(p, p)
 	case kindEventStream:
+		if t.start.failed {
+			return len(p), nil
+		}
 		if !t.esFailed && t.es.Feed(p, t.message) != nil {
 			// A frame that does not check out: the client's decoder
 			// will say so; the bytes pass as they came.
 			t.esFailed = true
 		}
+		return t.pass(p, p)
 	}
 	return t.ResponseWriterWrapper.Write(p)
+}
+
+// pass sends out, what the stream bytes p came to for the client, or
+// holds it while the stream's start is undecided.
+func (t *usageTap) pass(p, out []byte) (int, error) {
+	if t.start.on {
+		st := t.probe.Feed(p)
+		if st == dialects.StreamFailed {
+			t.failStart()
+			return len(p), nil
+		}
+		if err := t.start.step(t.ResponseWriterWrapper, st, out, t.now()); err != nil {
+			return 0, err
+		}
+		if !t.start.on {
+			t.probe = nil
+		}
+		return len(p), nil
+	}
+	if len(out) == 0 {
+		return len(p), nil
+	}
+	if _, err := t.ResponseWriterWrapper.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// failStart answers with the error of a stream that failed before it
+// began, in place of the stream.
+func (t *usageTap) failStart() {
+	e, status := t.probe.Err(t.dialect)
+	t.probe = nil
+	t.start.fail(t.ResponseWriterWrapper, t.dialect, e, status, t.upstreamStatus)
+	t.status = e.Status
 }
 
 // message reads one eventstream message of a Bedrock stream: usage from
@@ -283,6 +333,24 @@ func (t *usageTap) line(line []byte) {
 // line held in strip mode, and ends a stream that stopped short of its end
 // event (or broke off: aborted) with an error event in its dialect.
 func (t *usageTap) finish(aborted bool) {
+	if t.start.on && !aborted {
+		// The stream ended before its start was decided: a last
+		// unterminated event may begin it; otherwise it failed.
+		if t.probe.Close() == dialects.StreamFailed {
+			t.failStart()
+		} else {
+			t.probe = nil
+			_ = t.start.release(t.ResponseWriterWrapper, nil)
+		}
+	}
+	if t.start.failed || t.start.on {
+		// Answered with an error in place of the stream, or broke off
+		// before the answer began: llm_route takes the attempt as
+		// failed, and nothing more may be written.
+		t.probe = nil
+		t.releaseOut()
+		return
+	}
 	if t.kind == kindJSON && !t.bodyOver && t.status < 300 {
 		t.bodyUsage, t.bodyUsageOK = dialects.UsageFromBody(t.dialect, t.body)
 		t.body = nil

@@ -60,6 +60,8 @@ func (h *Translate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	tap := newUsageTap(w, target, target == dialects.OpenAI && ex.Request.Stream && !ex.Request.StreamUsage)
 	tap.upstreamStatus = &ex.UpstreamStatus
 	tap.onHeaders = func() { ex.headersArrived(h.GW.Now()) }
+	tap.now = h.GW.Now // hold a stream until its answer begins (startHold)
+	tap.start.onRelease = func() { ex.streamBegan(h.GW.Now()) }
 	aborted := true
 	// Deferred so that a stream aborted half-way (reverse_proxy panics
 	// with http.ErrAbortHandler) still hands the usage read so far to
@@ -115,6 +117,8 @@ func (h *Translate) translate(w http.ResponseWriter, r *http.Request, next caddy
 	})
 	tw.upstreamStatus = &ex.UpstreamStatus
 	tw.onHeaders = func() { ex.headersArrived(h.GW.Now()) }
+	tw.now = h.GW.Now
+	tw.start.onRelease = func() { ex.streamBegan(h.GW.Now()) }
 	aborted := true
 	defer func() {
 		tw.finish(aborted)

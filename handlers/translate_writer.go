@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
@@ -38,6 +39,10 @@ type translateWriter struct {
 	// onHeaders, when set, is called when the provider's response
 	// headers arrive (the first final WriteHeader).
 	onHeaders func()
+	// now, when set, holds a stream back until its answer has begun
+	// (startHold), with now as the clock.
+	now   func() time.Time
+	start startHold
 }
 
 func newTranslateWriter(w http.ResponseWriter, from, to dialects.Dialect, wantStream bool, o dialects.StreamOptions) *translateWriter {
@@ -67,6 +72,10 @@ func (t *translateWriter) WriteHeader(code int) {
 			h.Set("Content-Type", dialects.StreamContentType(t.to))
 			h.Set("Cache-Control", "no-cache")
 			h.Del("Content-Length")
+			if t.now != nil {
+				t.start.begin(code, t.now())
+				return
+			}
 			t.ResponseWriterWrapper.WriteHeader(code)
 			return
 		}
@@ -79,6 +88,21 @@ func (t *translateWriter) Write(p []byte) (int, error) {
 		t.WriteHeader(http.StatusOK)
 	}
 	if t.stream != nil {
+		if t.start.failed {
+			return len(p), nil
+		}
+		if t.start.on {
+			out := t.stream.Write(p)
+			st := t.stream.Start()
+			if st == dialects.StreamFailed {
+				t.failStart()
+				return len(p), nil
+			}
+			if err := t.start.step(t.ResponseWriterWrapper, st, out, t.now()); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
 		if out := t.stream.Write(p); len(out) > 0 {
 			if _, err := t.ResponseWriterWrapper.Write(out); err != nil {
 				return 0, err
@@ -101,6 +125,14 @@ func (t *translateWriter) ReadFrom(src io.Reader) (int64, error) {
 	return io.Copy(writerOnly{t}, src)
 }
 
+// failStart answers with the error of a stream that failed before it
+// began, in place of the stream.
+func (t *translateWriter) failStart() {
+	e, status := t.stream.StartError(t.to)
+	t.start.fail(t.ResponseWriterWrapper, t.to, e, status, t.upstreamStatus)
+	t.status = e.Status
+}
+
 // FlushError passes flushes through for streams only: a buffered answer
 // must not have its (untranslated) headers sent early.
 func (t *translateWriter) FlushError() error {
@@ -119,6 +151,23 @@ func (t *translateWriter) finish(aborted bool) {
 	t.finished = true
 	w := t.ResponseWriterWrapper.ResponseWriter
 	if t.stream != nil {
+		defer func() { t.usage, t.usageOK = t.stream.Usage() }()
+		switch {
+		case t.start.failed:
+			return
+		case t.start.on && aborted:
+			// Broke off before the answer began: nothing was sent,
+			// and llm_route takes the attempt as failed.
+			return
+		case t.start.on:
+			out := t.stream.Close()
+			if t.stream.Start() == dialects.StreamFailed {
+				t.failStart()
+			} else {
+				_ = t.start.release(t.ResponseWriterWrapper, out)
+			}
+			return
+		}
 		var out []byte
 		if aborted {
 			out = t.stream.Abort("the connection to the provider broke off before the answer was complete")
@@ -129,7 +178,6 @@ func (t *translateWriter) finish(aborted bool) {
 			_, _ = w.Write(out)
 			_ = http.NewResponseController(w).Flush()
 		}
-		t.usage, t.usageOK = t.stream.Usage()
 		return
 	}
 	h := w.Header()

@@ -69,7 +69,8 @@ func (a answer) bedrockJSON(w http.ResponseWriter) {
 // bedrockStream answers ConverseStream: messageStart, (for a tool
 // contentBlockStart,) contentBlockDelta per piece, contentBlockStop,
 // messageStop and then metadata, as Bedrock orders them. A broken stream
-// stops after the first text piece.
+// stops after the first text piece; a failing one sends messageStart and
+// then a serviceUnavailableException frame.
 func (a answer) bedrockStream(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/vnd.amazon.eventstream")
 	f := flushWriter{w, a.delay}
@@ -88,6 +89,19 @@ func (a answer) bedrockStream(w http.ResponseWriter) {
 		f.write(buf.Bytes())
 	}
 	ev("messageStart", map[string]any{"role": "assistant"})
+	if a.streamErr {
+		buf.Reset()
+		_ = enc.Encode(&buf, eventstream.Message{
+			Headers: eventstream.Headers{
+				{Name: ":message-type", Value: eventstream.StringValue("exception")},
+				{Name: ":exception-type", Value: eventstream.StringValue("serviceUnavailableException")},
+				{Name: ":content-type", Value: eventstream.StringValue("application/json")},
+			},
+			Payload: []byte(mustJSON(map[string]any{"message": streamErrorMessage})),
+		})
+		f.write(buf.Bytes())
+		return
+	}
 	stop := "end_turn"
 	if a.tool != "" {
 		stop = "tool_use"

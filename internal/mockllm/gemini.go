@@ -88,21 +88,32 @@ func (a answer) geminiChunks() []map[string]any {
 }
 
 // geminiSSE streams with alt=sse: "data: <chunk>" events ending in CRLF
-// as Gemini's own, with no [DONE].
+// as Gemini's own, with no [DONE]. A failing stream sends only the error
+// envelope as its one event.
 func (a answer) geminiSSE(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	f := flushWriter{w, a.delay}
+	if a.streamErr {
+		f.event("data: %s\r\n\r\n", mustJSON(geminiError(http.StatusServiceUnavailable, streamErrorMessage)))
+		return
+	}
 	for _, c := range a.geminiChunks() {
 		f.event("data: %s\r\n\r\n", mustJSON(c))
 	}
 }
 
 // geminiArray streams without alt=sse: one JSON array whose elements
-// arrive one by one (a broken stream lacks the closing bracket).
+// arrive one by one (a broken stream lacks the closing bracket; a failing
+// one holds only the error).
 func (a answer) geminiArray(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/json")
 	f := flushWriter{w, a.delay}
+	if a.streamErr {
+		f.event("[%s", mustJSON(geminiError(http.StatusServiceUnavailable, streamErrorMessage)))
+		f.event("\n]")
+		return
+	}
 	for i, c := range a.geminiChunks() {
 		sep := "\n,\r\n"
 		if i == 0 {

@@ -11,8 +11,13 @@
 // the first tool with arguments {"city":"Paris"}. A model named
 // "mock-status-NNN" makes it answer with that HTTP status and the
 // dialect's error body (429 and 503 carry Retry-After: 1). A model named
-// "mock-break" makes a stream stop half-way without its end. Gemini and
-// Bedrock take the model from the request path, the others from the body.
+// "mock-break" makes a stream stop half-way without its end. A model named
+// "mock-stream-error" makes a stream answer 200, send the dialect's
+// preamble without any text and then its in-stream error event for an
+// overloaded provider, with no end (unstreamed, it answers 529 for
+// Anthropic and 503 otherwise, without Retry-After). Gemini
+// and Bedrock take the model from the request path, the others from the
+// body.
 //
 // With AWSCredentials set, Bedrock requests must be signed with AWS
 // Signature Version 4 for the service "bedrock" in AWSRegion (or carry a
@@ -137,13 +142,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if code, ok := strings.CutPrefix(model, "mock-status-"); ok {
 		n, _ := strconv.Atoi(code)
-		if n < 400 {
-			n = 500
-		}
-		if n == 429 || n == 503 || n == 529 {
-			w.Header().Set("Retry-After", "1")
-		}
-		writeError(w, dialect, n, "mock: status "+code)
+		statusError(w, dialect, n, code)
 		return
 	}
 	var toolName string
@@ -161,7 +160,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			toolName = tool.Get("name").Str
 		}
 	}
-	a := answer{model: model, tool: toolName, chunks: s.chunks(), delay: s.ChunkDelay, brk: model == "mock-break"}
+	if model == streamErrorModel && !isStream {
+		// Overloaded, without a Retry-After (a stream's error has none).
+		if dialect == "anthropic" {
+			writeError(w, dialect, 529, "mock: status 529")
+		} else {
+			writeError(w, dialect, http.StatusServiceUnavailable, "mock: status 503")
+		}
+		return
+	}
+	a := answer{model: model, tool: toolName, chunks: s.chunks(), delay: s.ChunkDelay, brk: model == "mock-break",
+		streamErr: model == streamErrorModel}
 	switch dialect {
 	case "openai":
 		if isStream {
@@ -223,6 +232,25 @@ func (s *Server) chunks() int {
 	return 4
 }
 
+// streamErrorModel is the model whose streams fail after their preamble.
+const streamErrorModel = "mock-stream-error"
+
+// streamErrorMessage is the message of a mock-stream-error stream's error.
+const streamErrorMessage = "mock: overloaded"
+
+// statusError answers as the model "mock-status-"+code: status n (500
+// below 400) with the dialect's error body, and Retry-After: 1 for 429,
+// 503 and 529.
+func statusError(w http.ResponseWriter, dialect string, n int, code string) {
+	if n < 400 {
+		n = 500
+	}
+	if n == 429 || n == 503 || n == 529 {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeError(w, dialect, n, "mock: status "+code)
+}
+
 func writeError(w http.ResponseWriter, dialect string, status int, msg string) {
 	var b []byte
 	switch dialect {
@@ -249,6 +277,9 @@ type answer struct {
 	chunks int
 	delay  time.Duration
 	brk    bool
+	// streamErr makes a stream end after its preamble with the dialect's
+	// in-stream error event (the model "mock-stream-error").
+	streamErr bool
 }
 
 // pieces splits Text into n parts.
@@ -332,6 +363,10 @@ func (a answer) openAIStream(w http.ResponseWriter, includeUsage bool) {
 			"choices": []any{map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish}}})
 	}
 	f.event("data: %s\n\n", chunk(map[string]any{"role": "assistant", "content": ""}, nil))
+	if a.streamErr {
+		f.event("data: %s\n\n", `{"error":{"message":"`+streamErrorMessage+`","type":"server_error","param":null,"code":null}}`)
+		return
+	}
 	finish := "stop"
 	if a.tool != "" {
 		finish = "tool_calls"
@@ -379,6 +414,11 @@ func (a answer) anthropicStream(w http.ResponseWriter) {
 	ev := func(v map[string]any) { f.event("event: %s\ndata: %s\n\n", v["type"], mustJSON(v)) }
 	ev(map[string]any{"type": "message_start", "message": map[string]any{"id": "msg_mock", "type": "message", "role": "assistant",
 		"model": a.model, "content": []any{}, "stop_reason": nil, "stop_sequence": nil, "usage": anthropicUsage(1)}})
+	if a.streamErr {
+		ev(map[string]any{"type": "ping"})
+		f.event("event: error\ndata: %s\n\n", `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`)
+		return
+	}
 	stop := "end_turn"
 	if a.tool != "" {
 		stop = "tool_use"
@@ -427,6 +467,10 @@ func (a answer) ollamaJSON(w http.ResponseWriter) {
 func (a answer) ollamaStream(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	f := flushWriter{w, a.delay}
+	if a.streamErr {
+		f.event("%s\n", mustJSON(map[string]any{"error": streamErrorMessage}))
+		return
+	}
 	if a.tool != "" {
 		f.event("%s\n", mustJSON(map[string]any{"model": a.model, "created_at": "2026-01-01T00:00:00Z", "message": a.ollamaMessage("", true), "done": false}))
 	} else {
@@ -472,6 +516,10 @@ func (a answer) responsesStream(w http.ResponseWriter) {
 	}
 	ev(map[string]any{"type": "response.created", "response": a.responsesObject("in_progress")})
 	ev(map[string]any{"type": "response.in_progress", "response": a.responsesObject("in_progress")})
+	if a.streamErr {
+		f.event("event: error\ndata: %s%d}\n\n", `{"type":"error","code":"server_error","message":"`+streamErrorMessage+`","param":null,"sequence_number":`, seq)
+		return
+	}
 	if a.tool != "" {
 		item := map[string]any{"id": "fc_mock1", "type": "function_call", "status": "in_progress", "call_id": "call_mock1", "name": a.tool, "arguments": ""}
 		ev(map[string]any{"type": "response.output_item.added", "output_index": 0, "item": item})

@@ -453,3 +453,165 @@ func TestVerifySigV4(t *testing.T) {
 		t.Error("unsigned request verified")
 	}
 }
+
+// TestStreamError checks the model mock-stream-error: a 200 stream with
+// the dialect's preamble, no text, its in-stream error and no end.
+func TestStreamError(t *testing.T) {
+	srv := start(t, &Server{})
+	msgs := `"messages":[{"role":"user","content":"hi"}]`
+	for _, c := range []struct {
+		name, path, body, ctype string
+		preamble, errEvent      []string
+		end                     []string
+	}{
+		{"openai", "/v1/chat/completions", `{"model":"mock-stream-error","stream":true,` + msgs + `}`, "text/event-stream",
+			[]string{`data: {"choices":[{"delta":{"content":"","role":"assistant"},"finish_reason":null,"index":0,"logprobs":null}],"created":1700000000,"id":"chatcmpl-mock","model":"mock-stream-error","object":"chat.completion.chunk"}` + "\n\n"},
+			[]string{`data: {"error":{"message":"mock: overloaded","type":"server_error","param":null,"code":null}}` + "\n\n"},
+			[]string{"[DONE]", "finish_reason\":\"stop"}},
+		{"anthropic", "/v1/messages", `{"model":"mock-stream-error","stream":true,"max_tokens":16,` + msgs + `}`, "text/event-stream",
+			[]string{"event: message_start\ndata: {", `"usage":{"cache_creation_input_tokens":0,"cache_read_input_tokens":3,"input_tokens":8,"output_tokens":1}`,
+				"event: ping\ndata: {\"type\":\"ping\"}\n\n"},
+			[]string{"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"},
+			[]string{"message_stop", "message_delta", "content_block"}},
+		{"responses", "/v1/responses", `{"model":"mock-stream-error","stream":true,"input":"hi"}`, "text/event-stream",
+			[]string{"event: response.created\ndata: {", "event: response.in_progress\ndata: {", `"sequence_number":1`},
+			[]string{"event: error\ndata: {\"type\":\"error\",\"code\":\"server_error\",\"message\":\"mock: overloaded\",\"param\":null,\"sequence_number\":2}\n\n"},
+			[]string{"response.completed", "response.output_text", "response.output_item"}},
+		{"ollama", "/api/chat", `{"model":"mock-stream-error",` + msgs + `}`, "application/x-ndjson",
+			nil,
+			[]string{`{"error":"mock: overloaded"}` + "\n"},
+			[]string{`"done":true`}},
+		{"gemini sse", "/v1beta/models/mock-stream-error:streamGenerateContent?alt=sse", geminiText, "text/event-stream",
+			nil,
+			[]string{`data: {"error":{"code":503,"message":"mock: overloaded","status":"UNAVAILABLE"}}` + "\r\n\r\n"},
+			[]string{"finishReason", "candidates"}},
+		{"gemini array", "/v1beta/models/mock-stream-error:streamGenerateContent", geminiText, "application/json",
+			nil,
+			[]string{`[{"error":{"code":503,"message":"mock: overloaded","status":"UNAVAILABLE"}}`},
+			[]string{"finishReason", "candidates"}},
+	} {
+		resp, b := post(t, srv.URL, c.path, c.body, nil)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != c.ctype {
+			t.Errorf("%s: status %d %s: %s", c.name, resp.StatusCode, resp.Header.Get("Content-Type"), b)
+			continue
+		}
+		s := string(b)
+		for _, p := range c.preamble {
+			if !strings.Contains(s, p) {
+				t.Errorf("%s: no preamble %q in %q", c.name, p, s)
+			}
+		}
+		for _, e := range c.errEvent {
+			if !strings.HasSuffix(s, e) && !(c.name == "gemini array" && strings.Contains(s, e)) {
+				t.Errorf("%s: stream does not end with the error %q: %q", c.name, e, s)
+			}
+		}
+		for _, e := range c.end {
+			if strings.Contains(s, e) {
+				t.Errorf("%s: end or content %q in %q", c.name, e, s)
+			}
+		}
+		if strings.Contains(s, "Hello") || strings.Contains(s, "output_text") || strings.Contains(s, "text_delta") {
+			t.Errorf("%s: text in %q", c.name, s)
+		}
+	}
+
+	// Without alt=sse the stream is a whole JSON array holding the error.
+	_, b := post(t, srv.URL, "/v1beta/models/mock-stream-error:streamGenerateContent", geminiText, nil)
+	if arr := gjson.ParseBytes(b); !gjson.ValidBytes(b) || len(arr.Array()) != 1 || arr.Get("0.error.code").Int() != 503 {
+		t.Errorf("gemini array: %s", b)
+	}
+	// The Anthropic preamble is exactly message_start, ping, error.
+	_, b = post(t, srv.URL, "/v1/messages", `{"model":"mock-stream-error","stream":true,"max_tokens":16,`+msgs+`}`, nil)
+	var events []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if ev, ok := strings.CutPrefix(line, "event: "); ok {
+			events = append(events, ev)
+		}
+	}
+	if got := strings.Join(events, ","); got != "message_start,ping,error" {
+		t.Errorf("anthropic events %s", got)
+	}
+	if !strings.Contains(string(b), `"model":"mock-stream-error"`) {
+		t.Errorf("anthropic message_start: %s", b)
+	}
+	// Responses: created and in_progress as usual, then the error.
+	_, b = post(t, srv.URL, "/v1/responses", `{"model":"mock-stream-error","stream":true,"input":"hi"}`, nil)
+	events = nil
+	for _, line := range strings.Split(string(b), "\n") {
+		if ev, ok := strings.CutPrefix(line, "event: "); ok {
+			events = append(events, ev)
+		}
+	}
+	if got := strings.Join(events, ","); got != "response.created,response.in_progress,error" {
+		t.Errorf("responses events %s", got)
+	}
+}
+
+func TestBedrockStreamError(t *testing.T) {
+	srv := start(t, &Server{})
+	resp, b := post(t, srv.URL, "/model/mock-stream-error/converse-stream", bedrockText, nil)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/vnd.amazon.eventstream" {
+		t.Fatalf("status %d %s: %q", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+	}
+	if bytes.Contains(b, []byte("Hello")) {
+		t.Errorf("text in a failing stream: %q", b)
+	}
+	dec := eventstream.NewDecoder()
+	r := bytes.NewReader(b)
+	var msgs []eventstream.Message
+	for r.Len() > 0 {
+		msg, err := dec.Decode(r, nil)
+		if err != nil {
+			t.Fatalf("frame %d: %v", len(msgs), err)
+		}
+		msg.Payload = append([]byte(nil), msg.Payload...)
+		msgs = append(msgs, msg)
+	}
+	if len(msgs) != 2 {
+		t.Fatalf("%d frames, want messageStart and the exception", len(msgs))
+	}
+	header := func(m eventstream.Message, name string) string {
+		if v := m.Headers.Get(name); v != nil {
+			return v.String()
+		}
+		return ""
+	}
+	// The first frame is messageStart as usual.
+	if header(msgs[0], ":message-type") != "event" || header(msgs[0], ":event-type") != "messageStart" ||
+		gjson.GetBytes(msgs[0].Payload, "role").Str != "assistant" {
+		t.Errorf("first frame: %+v %s", msgs[0].Headers, msgs[0].Payload)
+	}
+	e := msgs[1]
+	if header(e, ":message-type") != "exception" || header(e, ":exception-type") != "serviceUnavailableException" ||
+		header(e, ":content-type") != "application/json" || e.Headers.Get(":event-type") != nil {
+		t.Errorf("exception headers: %+v", e.Headers)
+	}
+	if string(msgs[1].Payload) != `{"message":"mock: overloaded"}` {
+		t.Errorf("exception payload %q", msgs[1].Payload)
+	}
+}
+
+// TestStreamErrorUnstreamed checks that mock-stream-error answers an
+// unstreamed request with 529 (Anthropic) or 503 (others), without
+// Retry-After.
+func TestStreamErrorUnstreamed(t *testing.T) {
+	srv := start(t, &Server{})
+	msgs := `"messages":[{"role":"user","content":"hi"}]`
+	for _, c := range []struct {
+		name, path, body string
+		status           int
+		check            string
+	}{
+		{"anthropic", "/v1/messages", `{"model":"mock-stream-error","max_tokens":16,` + msgs + `}`, 529, `error.message`},
+		{"openai", "/v1/chat/completions", `{"model":"mock-stream-error",` + msgs + `}`, 503, `error.message`},
+		{"gemini", "/v1beta/models/mock-stream-error:generateContent", geminiText, 503, `error.message`},
+		{"bedrock", "/model/mock-stream-error/converse", bedrockText, 503, `message`},
+	} {
+		resp, b := post(t, srv.URL, c.path, c.body, nil)
+		if resp.StatusCode != c.status || resp.Header.Get("Retry-After") != "" || resp.Header.Get("Content-Type") != "application/json" ||
+			gjson.GetBytes(b, c.check).Str != "mock: status "+strconv.Itoa(c.status) {
+			t.Errorf("%s: %d Retry-After %q: %s", c.name, resp.StatusCode, resp.Header.Get("Retry-After"), b)
+		}
+	}
+}
