@@ -109,6 +109,7 @@ var explainDialects = map[string]dialects.Dialect{
 	"responses": dialects.Responses,
 	"anthropic": dialects.Anthropic, "messages": dialects.Anthropic,
 	"ollama": dialects.Ollama,
+	"gemini": dialects.Gemini, "bedrock": dialects.Bedrock, "converse": dialects.Bedrock,
 }
 
 func (a *adminAPI) explain(w http.ResponseWriter, r *http.Request) error {
@@ -123,7 +124,7 @@ func (a *adminAPI) explain(w http.ResponseWriter, r *http.Request) error {
 	d, ok := explainDialects[strings.ToLower(q.Get("dialect"))]
 	if !ok {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest,
-			Err: fmt.Errorf("unknown dialect %q (valid: openai, responses, anthropic, ollama)", q.Get("dialect"))}
+			Err: fmt.Errorf("unknown dialect %q (valid: openai, responses, anthropic, ollama, gemini, bedrock)", q.Get("dialect"))}
 	}
 	tier := q.Get("tier")
 	if tier == "" {

@@ -127,7 +127,8 @@ func init() {
 //
 // In the router block, keywords, tier and fallback may repeat; tier
 // names are trivial, operational, standard, complex and deep, and a
-// phrase with spaces is quoted.
+// phrase with spaces is quoted. A keyword phrase matches whole words; a
+// trailing * makes it a stem ("flaky test*" also matches "flaky tests").
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	app := new(App)
 	if existing != nil {
@@ -570,7 +571,7 @@ func parseRouter(d *caddyfile.Dispenser, rc *RouterConfig) ([]routerRef, error) 
 				return nil, err
 			}
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
+			if err != nil || n < 0 || opt == "breaker_threshold" && n == 0 {
 				return nil, d.Errf("%s: invalid number %q", opt, v)
 			}
 			if opt == "retries" {

@@ -94,9 +94,9 @@ environment variable LLMGATE_KEY, or --key).`,
 			}
 			f := explain.Flags()
 			f.StringP("file", "f", "", "the request body (JSON); - reads standard input")
-			f.StringP("dialect", "d", "openai", "the client dialect of the request: openai, responses, anthropic or ollama")
+			f.StringP("dialect", "d", "openai", "the client dialect of the request: openai, responses, anthropic, ollama, gemini or bedrock")
 			f.StringP("tier", "t", "", "an X-Task-Tier value to plan with")
-			f.StringP("model", "m", "", "the llm_route default_model to assume for a request without a model")
+			f.StringP("model", "m", "", "the model of a request that names none: the llm_route default_model, or the model of a Gemini or Bedrock request's path")
 			f.Bool("json", false, "print the explanation as JSON")
 			addAdminFlags(explain)
 			route.AddCommand(explain)

@@ -223,10 +223,14 @@ func TestFallbacks(t *testing.T) {
 		if resp.StatusCode != 503 || resp.Header.Get("X-Llm-Attempts") != "2" || !gjson.GetBytes(body, "error.message").Exists() {
 			t.Errorf("%d attempts %q: %s", resp.StatusCode, resp.Header.Get("X-Llm-Attempts"), body)
 		}
-		// The provider asked to wait (Retry-After): until then the model
-		// is not tried, and the client is told when to come back.
+		// The provider asked to wait (Retry-After: 1): until then the
+		// model is not tried. With nothing else to serve it, a request
+		// in that second waits it out (it is within max_retry_wait) and
+		// then tries: the provider's next two calls, not a 503 at once.
+		calls := upstreamCalls(m, "mock-status-529")
 		resp, body = post(t, "/v1/chat/completions", nil, chat("fb-529-alone", false))
-		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "Retry-After") {
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || resp.Header.Get("X-Llm-Attempts") != "2" ||
+			upstreamCalls(m, "mock-status-529") != calls+2 {
 			t.Errorf("during Retry-After: %d %v %s", resp.StatusCode, resp.Header, body)
 		}
 		// An Anthropic client gets Anthropic's own status and envelope.
@@ -339,7 +343,11 @@ func TestAutoRouting(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			resp, body := post(t, "/v1/chat/completions", map[string]string{"X-Task-Tier": c.tierHeader}, c.body)
 			h := resp.Header
-			if resp.StatusCode != 200 || h.Get("X-Llm-Model") != c.model || h.Get("X-Llm-Tier") != c.tier || !strings.Contains(h.Get("X-Llm-Route-Reason"), c.reason) {
+			tier := c.tier
+			if tier == "" {
+				tier = "none" // chosen by name, not by a tier
+			}
+			if resp.StatusCode != 200 || h.Get("X-Llm-Model") != c.model || h.Get("X-Llm-Tier") != tier || !strings.Contains(h.Get("X-Llm-Route-Reason"), c.reason) {
 				t.Fatalf("%d model %q tier %q reason %q, want %s %s %q: %s", resp.StatusCode, h.Get("X-Llm-Model"), h.Get("X-Llm-Tier"),
 					h.Get("X-Llm-Route-Reason"), c.model, c.tier, c.reason, body)
 			}
@@ -377,4 +385,36 @@ func TestAutoRouting(t *testing.T) {
 	if got := gjson.Get(models, `data.#(id=="trivial").routes_to`).String(); got != `["ar-local","ar-small"]` {
 		t.Errorf("trivial routes_to = %s", got)
 	}
+	// Every provider here is on loopback: all local.
+	if got := gjson.Get(models, `data.#(id=="local").routes_to`).String(); got != `["ar-local","ar-small","ar-mid","ar-big"]` {
+		t.Errorf("local routes_to = %s", got)
+	}
+	if got := gjson.Get(models, `data.#(id=="premium").routes_to`).String(); got != `["ar-big","ar-mid","ar-small","ar-local"]` {
+		t.Errorf("premium routes_to = %s", got)
+	}
+
+	// The router block's other options, from the Caddyfile to their
+	// effect: default_tier, a tier's own model list, proxy_info off.
+	tuned := strings.Replace(cfg, `keywords deep "flaky test"`, "keywords deep \"flaky test\"\n\t\t\tdefault_tier complex\n\t\t\ttier complex ar-small ar-big\n\t\t\tproxy_info off", 1)
+	if tuned == cfg {
+		t.Fatal("router block not found")
+	}
+	tester.InitServer(tuned, "caddyfile")
+	// Nothing in it points anywhere: the default tier, whose models are
+	// now ar-small then ar-big (ar-mid, which declares complex, is out).
+	resp, body = post(t, "/v1/chat/completions", nil, `{"messages":[{"role":"user","content":"`+neutralPrompt+`"}]}`)
+	if h := resp.Header; resp.StatusCode != 200 || h.Get("X-Llm-Tier") != "complex" || h.Get("X-Llm-Model") != "ar-small" ||
+		!strings.Contains(h.Get("X-Llm-Route-Reason"), "default tier complex") {
+		t.Errorf("default_tier/tier: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	if gjson.GetBytes(body, "_proxy").Exists() {
+		t.Errorf("proxy_info off: %s", body)
+	}
+	if got := gjson.Get(get(t, "/v1/models"), "tiers.complex").String(); got != `["ar-small","ar-big"]` {
+		t.Errorf("tiers.complex = %s", got)
+	}
 }
+
+// neutralPrompt is a request in which the analyzer finds nothing that
+// points to a tier.
+const neutralPrompt = "Please write two sentences about the weather in spring for our newsletter, in a friendly tone."

@@ -402,6 +402,15 @@ func TestModelsAndHealth(t *testing.T) {
 	if gjson.Get(tags, `models.#(name=="llama").model`).Str != "llama" || gjson.Get(tags, `models.#(name=="cheap")`).Raw == "" {
 		t.Errorf("/api/tags: %s", tags)
 	}
+	// The router's own names too, once each (cheap is the config's).
+	for _, name := range []string{"auto", "trivial", "deep", "premium", "local"} {
+		if gjson.Get(tags, `models.#(name=="`+name+`").details.family`).Str != "router" {
+			t.Errorf("/api/tags lacks %s: %s", name, tags)
+		}
+	}
+	if n := gjson.Get(tags, `models.#(name=="cheap")#`).Array(); len(n) != 1 {
+		t.Errorf("cheap listed %d times", len(n))
+	}
 	body = get(t, "/health")
 	if gjson.Get(body, "status").Str != "ok" || gjson.Get(body, `providers.#(name=="nokey").available`).Bool() {
 		t.Errorf("health: %s", body)

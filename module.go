@@ -266,7 +266,9 @@ type RouterConfig struct {
 
 	// Keywords are extra phrases per tier (tier name → phrases) that
 	// pull a request toward that tier; they weigh twice the built-in
-	// ones.
+	// ones. A phrase matches whole words, case-insensitively; one that
+	// ends in "*" is a stem that also matches longer words ("bisect*"
+	// matches "bisecting").
 	Keywords map[string][]string `json:"keywords,omitempty"`
 
 	// Tiers lists the models of a tier (tier name → model ids or
@@ -290,13 +292,14 @@ type RouterConfig struct {
 	RetryBackoff caddy.Duration `json:"retry_backoff,omitempty"`
 
 	// MaxRetryWait is the longest wait before a retry. A provider that
-	// asks for longer (Retry-After, retry-after-ms) is skipped by every
-	// request until then. Default: 5s.
+	// asks for time (Retry-After, retry-after-ms) is skipped by every
+	// request until then; a request with no other target waits up to
+	// this long for it. Default: 5s.
 	MaxRetryWait caddy.Duration `json:"max_retry_wait,omitempty"`
 
 	// BreakerThreshold is the number of failures in a row after which a
 	// provider's model is left alone for BreakerCooldown; then one
-	// request probes it. Default: 5.
+	// request probes it. Default (and 0): 5.
 	BreakerThreshold int `json:"breaker_threshold,omitempty"`
 
 	// BreakerCooldown is how long an open circuit stays open.
@@ -335,7 +338,7 @@ func buildRouter(rc *RouterConfig, g *handlers.Gateway, cat *routing.Catalog) er
 			return fmt.Errorf("router: keywords: %w", err)
 		}
 		for _, p := range phrases {
-			if len(strings.TrimSpace(p)) < 2 {
+			if len(strings.TrimSuffix(strings.TrimSpace(p), "*")) < 2 {
 				return fmt.Errorf("router: keywords %s: phrase %q is too short", name, p)
 			}
 		}

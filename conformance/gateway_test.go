@@ -95,8 +95,8 @@ var providerOf = map[string]string{
 // not: its upstream name makes the mock answer 429 with Retry-After: 1.
 // Each (client, stream, provider) has a model of its own, because the
 // gateway keeps a model that asked to wait out of service for that
-// second (a second request would get the gateway's own 503) and opens
-// its breaker after repeated failures.
+// second (a second request would wait it out first) and opens its
+// breaker after repeated failures.
 func rateLimited(client string, stream bool, m modelCase) modelCase {
 	mode := "json"
 	if stream {

@@ -86,7 +86,7 @@ func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request) error {
 	}
 	for _, a := range routing.BuiltinAliases() {
 		if _, defined := aliases[a]; !defined && g.Catalog.Model(a) == nil {
-			route(a, "alias", builtinAliasDesc[a], nil)
+			route(a, "alias", builtinAliasDesc[a], rt.BuiltinAliasModels(a))
 		}
 	}
 	b, _ = sjson.SetRawBytes(b, "tiers", tiers)
@@ -107,20 +107,31 @@ var builtinAliasDesc = map[string]string{
 func (g *Gateway) serveTags(w http.ResponseWriter, r *http.Request) error {
 	b := []byte(`{"models":[]}`)
 	i := 0
-	add := func(name string, m *routing.Model) {
+	add := func(name, family string) {
 		e := []byte(`{"modified_at":"1970-01-01T00:00:00Z","size":0,"digest":"","details":{"format":"","family":"","parameter_size":"","quantization_level":""}}`)
 		e, _ = sjson.SetBytes(e, "name", name)
 		e, _ = sjson.SetBytes(e, "model", name)
-		e, _ = sjson.SetBytes(e, "details.family", m.Provider)
+		e, _ = sjson.SetBytes(e, "details.family", family)
 		b, _ = sjson.SetRawBytes(b, "models."+strconv.Itoa(i), e)
 		i++
 	}
 	for _, m := range g.Catalog.Models() {
-		add(m.ID, m)
+		add(m.ID, m.Provider)
 	}
 	aliases := g.Catalog.Aliases()
 	for _, name := range sortedKeys(aliases) {
-		add(name, g.Catalog.Model(aliases[name]))
+		add(name, g.Catalog.Model(aliases[name]).Provider)
+	}
+	// The names the router resolves itself, as in /v1/models (family
+	// "router"): auto, the tiers, the built-in aliases not defined.
+	add("auto", "router")
+	for _, t := range routing.Tiers {
+		add(string(t), "router")
+	}
+	for _, a := range routing.BuiltinAliases() {
+		if _, defined := aliases[a]; !defined && g.Catalog.Model(a) == nil {
+			add(a, "router")
+		}
 	}
 	writeJSON(w, http.StatusOK, b)
 	return nil

@@ -129,6 +129,7 @@ type fbTarget struct {
 	prices                   routing.Prices
 	tiers                    []routing.Tier
 	contextWindow            int
+	caps                     []routing.Capability
 	noKey                    bool
 	up                       *scripted
 }
@@ -160,7 +161,7 @@ func newFBEnv(tb testing.TB, targets []fbTarget, fallbacks map[string][]string) 
 			provs = append(provs, p)
 		}
 		models = append(models, &routing.Model{ID: tg.model, Provider: tg.provider, UpstreamID: tg.model + "-up",
-			Prices: tg.prices, Tiers: tg.tiers, ContextWindow: tg.contextWindow})
+			Prices: tg.prices, Tiers: tg.tiers, ContextWindow: tg.contextWindow, Capabilities: tg.caps})
 		if tg.up != nil {
 			ups[tg.provider] = tg.up
 		}
@@ -464,7 +465,7 @@ func TestFallbackRefusedConnectionTranslated(t *testing.T) {
 	checkCalls(t, map[string]*scripted{"pa": pa, "pb": pb}, map[string]int{"pa": 2, "pb": 1})
 	checkHeaders(t, rec, map[string]string{
 		"X-Llm-Provider": "pb", "X-Llm-Model": "b", "X-Llm-Attempts": "3", "X-Llm-Fallback": "1",
-		"X-Llm-Route-Reason": "model a requested", "X-Llm-Tier": "", "Content-Type": "application/json",
+		"X-Llm-Route-Reason": "model a requested", "X-Llm-Tier": "none", "Content-Type": "application/json",
 	})
 	checkContentLength(t, rec)
 	// The client speaks OpenAI chat: the Anthropic answer is translated.

@@ -3,9 +3,14 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/tidwall/gjson"
+
+	"github.com/llmgate/caddy-llmgate/dialects"
 	"github.com/llmgate/caddy-llmgate/routing"
 )
 
@@ -76,15 +81,150 @@ func TestRegressShortRetryAfterBlocksOthers(t *testing.T) {
 	e := newFBEnv(t, []fbTarget{{provider: "pa", dialect: "openai", model: "a", up: pa}}, nil)
 	var other int
 	var otherBody string
+	sleeps := 0
 	e.onSleep = func(ctx context.Context, d time.Duration) error {
-		rec := e.serve(t, chat("a"))
-		other, otherBody = rec.Code, rec.Body.String()
+		// While the first request waits, a second one arrives (it waits
+		// too: its own sleep only moves the clock).
+		if sleeps++; sleeps == 1 {
+			rec := e.serve(t, chat("a"))
+			other, otherBody = rec.Code, rec.Body.String()
+		}
 		e.clk.Advance(d)
 		return nil
 	}
 	rec := e.serve(t, chat("a"))
 	t.Logf("first %d, concurrent %d %s, calls %d", rec.Code, other, otherBody, n)
-	if other == 503 {
-		t.Errorf("a 50ms retry-after-ms made a concurrent request fail with 503")
+	if other != 200 || rec.Code != 200 {
+		t.Errorf("a 50ms retry-after-ms made a concurrent request fail: %d %s", other, otherBody)
+	}
+	// The provider was left alone until then: the second request waited
+	// rather than call it during the wait, and no call failed again.
+	if n != 3 {
+		t.Errorf("%d provider calls, want 3 (the 429, then one answer each)", n)
+	}
+	if got := e.slept(); len(got) != 2 || got[0] != 50*time.Millisecond || got[1] != 50*time.Millisecond {
+		t.Errorf("slept %v, want the 50ms wait once per request", got)
+	}
+}
+
+// Audit finding: a provider told to wait by Retry-After is skipped by
+// every request until then, also while the request that was told waits
+// to retry it: a concurrent request goes to the fallback at once.
+func TestRetryAfterSkippedByOthersDuringRetry(t *testing.T) {
+	pa := upstream(func(w http.ResponseWriter, _ *http.Request, c int) error {
+		if c == 1 {
+			return reply(w, 429, map[string]string{"Retry-After-Ms": "800"}, `{"error":{"message":"slow down"}}`)
+		}
+		return reply(w, 200, nil, openAIAnswer("from a", 1, 1))
+	})
+	pb := always(200, nil, openAIAnswer("from b", 1, 1))
+	e := newFBEnv(t, []fbTarget{
+		{provider: "pa", dialect: "openai", model: "a", up: pa},
+		{provider: "pb", dialect: "openai", model: "b", up: pb},
+	}, map[string][]string{"a": {"b"}})
+	var other *httptest.ResponseRecorder
+	sleeps := 0
+	e.onSleep = func(ctx context.Context, d time.Duration) error {
+		if sleeps++; sleeps == 1 {
+			other = e.serve(t, chat("a"))
+		}
+		e.clk.Advance(d)
+		return nil
+	}
+	rec := e.serve(t, chat("a"))
+	checkHeaders(t, rec, map[string]string{"X-Llm-Provider": "pa", "X-Llm-Attempts": "2"})
+	checkHeaders(t, other, map[string]string{"X-Llm-Provider": "pb", "X-Llm-Attempts": "1", "X-Llm-Fallback": "1"})
+	checkCalls(t, map[string]*scripted{"pa": pa, "pb": pb}, map[string]int{"pa": 2, "pb": 1})
+	if got := e.slept(); len(got) != 1 || got[0] != 800*time.Millisecond {
+		t.Errorf("slept %v: only the told request waits", got)
+	}
+}
+
+// Audit finding: when the last target fails only because the gateway
+// cannot shape the request for it, the failure the client gets (an
+// earlier target's) is reported as that target's: headers, ledger.
+func TestHeldFailureKeepsItsTarget(t *testing.T) {
+	img := `{"model":"a","messages":[{"role":"user","content":[{"type":"text","text":"what"},{"type":"image_url","image_url":{"url":"https://x.test/a.png"}}]}]}`
+	t.Run("held answer", func(t *testing.T) {
+		pa := always(429, map[string]string{"Retry-After": "100"}, `{"error":{"message":"rate limited"}}`)
+		pb := always(200, nil, `{}`)
+		e := newFBEnv(t, []fbTarget{
+			{provider: "pa", dialect: "openai", model: "a", up: pa},
+			{provider: "pb", dialect: "ollama", model: "b", caps: []routing.Capability{routing.CapVision}, up: pb},
+		}, map[string][]string{"a": {"b"}})
+		e.g.Retries = 0
+		rec := e.serve(t, img)
+		if rec.Code != 429 {
+			t.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+		checkHeaders(t, rec, map[string]string{"X-Llm-Provider": "pa", "X-Llm-Model": "a", "X-Llm-Fallback": "0", "X-Llm-Attempts": "2"})
+		if en := e.lastEntry(t); en.Provider != "pa" || en.Model != "a" || en.Status != 429 {
+			t.Errorf("ledger %+v", en)
+		}
+		checkCalls(t, map[string]*scripted{"pa": pa, "pb": pb}, map[string]int{"pa": 1, "pb": 0})
+	})
+	t.Run("unreachable", func(t *testing.T) {
+		pa := upstream(func(http.ResponseWriter, *http.Request, int) error { return refused() })
+		pb := always(200, nil, `{}`)
+		e := newFBEnv(t, []fbTarget{
+			{provider: "pa", dialect: "openai", model: "a", up: pa},
+			{provider: "pb", dialect: "ollama", model: "b", caps: []routing.Capability{routing.CapVision}, up: pb},
+		}, map[string][]string{"a": {"b"}})
+		e.g.Retries = 0
+		rec := e.serve(t, img)
+		msg := gjson.Get(rec.Body.String(), "error.message").Str
+		if rec.Code != 502 || !strings.Contains(msg, "pa") || strings.Contains(msg, "pb") {
+			t.Errorf("%d %q", rec.Code, msg)
+		}
+		checkHeaders(t, rec, map[string]string{"X-Llm-Provider": "pa", "X-Llm-Model": "a", "X-Llm-Fallback": "0"})
+	})
+}
+
+// Audit finding: refusals carry what routing decided too. A request no
+// model can serve is a 400 in the client's dialect that says why for
+// each model, with its tier, reason and 0 attempts.
+func TestRefusalCarriesDecision(t *testing.T) {
+	pa := always(200, nil, openAIAnswer("x", 1, 1))
+	e := newFBEnv(t, []fbTarget{
+		{provider: "pa", dialect: "openai", model: "small", tiers: []routing.Tier{routing.TierTrivial}, up: pa},
+		{provider: "pa", dialect: "openai", model: "big", tiers: []routing.Tier{routing.TierDeep}, up: pa},
+	}, nil)
+	img := `{"messages":[{"role":"user","content":[{"type":"text","text":"what is this"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]}]}`
+	rec, _ := e.serveCtx(t, nil, "/v1/chat/completions", img, map[string]string{"X-Task-Tier": "trivial"})
+	msg := gjson.Get(rec.Body.String(), "error.message").Str
+	if rec.Code != 400 || gjson.Get(rec.Body.String(), "error.code").Str != "no_capable_model" ||
+		!strings.Contains(msg, "small: does not support images") || !strings.Contains(msg, "big: does not support images") {
+		t.Errorf("%d %s", rec.Code, rec.Body)
+	}
+	checkHeaders(t, rec, map[string]string{"X-Llm-Tier": "trivial", "X-Llm-Route-Reason": "X-Task-Tier: trivial", "X-Llm-Attempts": "0", "X-Llm-Provider": ""})
+	checkCalls(t, map[string]*scripted{"pa": pa}, map[string]int{"pa": 0})
+
+	// The same in Anthropic's envelope for an Anthropic client.
+	rec, _ = e.serveCtx(t, nil, "/v1/messages", `{"max_tokens":10,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgo="}}]}]}`,
+		map[string]string{"X-Task-Tier": "trivial"})
+	if rec.Code != 400 || gjson.Get(rec.Body.String(), "error.type").Str != "invalid_request_error" {
+		t.Errorf("anthropic: %d %s", rec.Code, rec.Body)
+	}
+	checkHeaders(t, rec, map[string]string{"X-Llm-Tier": "trivial", "X-Llm-Attempts": "0"})
+}
+
+// Audit finding: Gemini and Bedrock requests (model in the URL path)
+// can be explained, with the path's model given as the default model.
+func TestExplainPathDialects(t *testing.T) {
+	e := newFBEnv(t, []fbTarget{
+		{provider: "pa", dialect: "gemini", model: "a", up: always(200, nil, `{}`)},
+		{provider: "pb", dialect: "openai", model: "b", up: always(200, nil, `{}`)},
+	}, map[string][]string{"a": {"b"}})
+	for _, c := range []struct {
+		d    dialects.Dialect
+		body string
+	}{
+		{dialects.Gemini, `{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`},
+		{dialects.Bedrock, `{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`},
+	} {
+		x, derr := e.g.Explain(c.d, []byte(c.body), "a", "")
+		if derr != nil || x.Error != nil || len(x.Candidates) != 2 || x.Candidates[0].Model != "a" || x.Candidates[1].Model != "b" || x.Requested != "a" {
+			t.Errorf("%s: %+v %+v", c.d, x, derr)
+		}
 	}
 }

@@ -114,7 +114,19 @@ func (h *Route) serveGenerate(w http.ResponseWriter, r *http.Request, next caddy
 		return nil
 	}
 	body = ex.Body
-	plan, a, perr := g.plan(ep.Dialect, req, body, h.DefaultModel, strings.TrimSpace(r.Header.Get("X-Task-Tier")))
+	tierHeader := strings.TrimSpace(r.Header.Get("X-Task-Tier"))
+	plan, a, perr := g.plan(ep.Dialect, req, body, h.DefaultModel, tierHeader)
+	if perr != nil && perr.Code == "provider_unavailable" && !plan.RetryAt.IsZero() && plan.RetryAt.Sub(g.Now()) <= g.MaxRetryWait {
+		// Every target that could serve it is kept out for a short
+		// while (a provider's Retry-After, or a breaker about to let a
+		// probe through): wait, as the request that was told to wait
+		// does, and plan again.
+		slept := g.Now()
+		if g.Sleep(r.Context(), plan.RetryAt.Sub(slept)) == nil {
+			ex.RetryWait += g.Now().Sub(slept)
+			plan, a, perr = g.plan(ep.Dialect, req, body, h.DefaultModel, tierHeader)
+		}
+	}
 	ex.Plan = plan
 	if perr != nil {
 		if plan != nil && !plan.RetryAt.IsZero() {
@@ -185,7 +197,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *dia
 // refuse answers a request the gateway will not send upstream, and
 // records it.
 func (h *Route) refuse(w http.ResponseWriter, r *http.Request, ex *Exchange, e *dialects.Error, kind string) {
-	h.GW.setOverheadHeader(w.Header(), ex)
+	h.GW.answerHeaders(w.Header(), ex)
 	dialects.WriteError(w, ex.Endpoint.Dialect, e)
 	entry := ledger.Entry{Endpoint: ex.Endpoint.Name, Stream: ex.Request.Stream, ErrorKind: kind, Cache: ex.cacheStatus()}
 	if ex.Plan != nil {
@@ -293,13 +305,36 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 
 	var lastHeld *attemptWriter
 	var lastErr error
+	// lastFailed is the attempt that lastHeld or lastErr came from: a
+	// later target the gateway could not shape the request for must
+	// not be named as the one that failed.
+	var lastFailed failedAttempt
 	// gwErr is the gateway's own refusal to shape the request for a
 	// target; it is answered only when no provider answered at all.
 	var gwErr *dialects.Error
 	for i := range plan.Candidates {
 		c := &plan.Candidates[i]
+		waited := false
 		for try := 0; ; try++ {
 			if ok, why := rt.Breakers.Allow(c.Provider.Name, c.Model.ID); !ok {
+				// The last target, kept out for a short while by the
+				// provider's Retry-After (another request's): wait it
+				// out, as the request that got it does, rather than
+				// answer that nothing can serve.
+				if _, kind, until := rt.Breakers.Peek(c.Provider.Name, c.Model.ID); kind == routing.SkipWaiting && !waited &&
+					i == len(plan.Candidates)-1 && until.Sub(g.Now()) <= g.MaxRetryWait {
+					waited = true
+					slept := g.Now()
+					serr := g.Sleep(r.Context(), until.Sub(slept))
+					ex.RetryWait += g.Now().Sub(slept)
+					if serr != nil {
+						entry.ErrorKind = "client_closed"
+						h.finish(r, ex, &entry, 499)
+						return nil
+					}
+					try--
+					continue
+				}
 				plan.Skipped = append(plan.Skipped, routing.Skipped{Model: c.Model.ID, Provider: c.Provider.Name, Kind: routing.SkipBroken, Reason: why})
 				break
 			}
@@ -370,6 +405,7 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 				break
 			}
 			rt.Breakers.Failure(c.Provider.Name, c.Model.ID, rt.BreakerThreshold, rt.BreakerCooldown)
+			lastFailed = failedAttempt{decision: ex.Decision, fallback: ex.Fallback, usage: ex.Usage, status: ex.UpstreamStatus}
 			if aw.held {
 				lastHeld, lastErr = aw, nil
 				kind = failureOf(statusOf(aw))
@@ -384,13 +420,12 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 				g.Logger.Warn("upstream failed", zap.String("provider", c.Provider.Name), zap.String("model", c.Model.ID),
 					zap.Int("attempt", ex.Attempts), zap.Error(lastErr))
 			}
+			if wait > 0 {
+				// A provider that asked for time gets it from every
+				// request until then, this one's retry included.
+				rt.Breakers.Wait(c.Provider.Name, c.Model.ID, g.Now().Add(wait))
+			}
 			if kind != failTransient || try >= g.Retries || wait > g.MaxRetryWait {
-				// Moving on: a provider that asked for time gets it from
-				// every request until then (a wait this request spends
-				// itself, retrying, keeps no one else out).
-				if wait > 0 {
-					rt.Breakers.Wait(c.Provider.Name, c.Model.ID, g.Now().Add(wait))
-				}
 				break
 			}
 			if wait == 0 {
@@ -417,12 +452,14 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		entry.ErrorKind = "gateway"
 		h.finish(r, ex, &entry, gwErr.Status)
 	case lastHeld != nil:
+		lastFailed.restore(r, ex)
 		aw = lastHeld
 		aw.commitHeaders = func(hd http.Header) { g.answerHeaders(hd, ex) }
 		aw.replay()
 		entry.ErrorKind = "upstream_status"
 		h.finish(r, ex, &entry, aw.status)
 	case lastErr != nil:
+		lastFailed.restore(r, ex)
 		e := upstreamError(ex.Decision, lastErr)
 		entry.ErrorKind = "upstream_unreachable"
 		if e.Status < 500 || e.Status == http.StatusNotImplemented {
@@ -438,13 +475,31 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		for _, s := range plan.Skipped {
 			why = append(why, s.Model+": "+s.Reason)
 		}
-		g.setOverheadHeader(w.Header(), ex)
+		ex.Decision = nil
+		g.answerHeaders(w.Header(), ex)
 		dialects.WriteError(w, ep.Dialect, &dialects.Error{Status: http.StatusServiceUnavailable, Code: "provider_unavailable",
 			Message: routing.ErrNoneAvailable.Error() + ": " + strings.Join(why, "; ")})
 		entry.ErrorKind = "unavailable"
 		h.finish(r, ex, &entry, http.StatusServiceUnavailable)
 	}
 	return nil
+}
+
+// failedAttempt is what the exchange said of a failed attempt, to be
+// put back when that failure is the answer.
+type failedAttempt struct {
+	decision *routing.Decision
+	fallback int
+	usage    dialects.Usage
+	status   int
+}
+
+func (f failedAttempt) restore(r *http.Request, ex *Exchange) {
+	if f.decision == nil || f.decision == ex.Decision {
+		return
+	}
+	ex.Decision, ex.Fallback, ex.Usage, ex.UpstreamStatus = f.decision, f.fallback, f.usage, f.status
+	publish(r, ex)
 }
 
 // attempt runs one upstream attempt on a copy of the request. A stream
@@ -714,17 +769,28 @@ func (ex *Exchange) placeholder(key string) (any, bool) {
 }
 
 // setDecisionHeaders writes the x-llm-* headers of the exchange's
-// current decision.
+// current decision. X-Llm-Tier is "none" when no tier chose the model (a
+// model or alias asked for by name). An answer no target was tried for
+// (a refusal) still says what routing decided: its tier and reason, and
+// 0 attempts.
 func setDecisionHeaders(h http.Header, ex *Exchange) {
+	p := ex.Plan
+	tier := "none"
+	if p != nil && p.Tier != "" {
+		tier = string(p.Tier)
+	}
 	d := ex.Decision
 	if d == nil {
+		if p != nil {
+			h.Set("X-Llm-Tier", tier)
+			h.Set("X-Llm-Route-Reason", headerSafe(p.Reason))
+			h.Set("X-Llm-Attempts", strconv.Itoa(ex.Attempts))
+		}
 		return
 	}
 	h.Set("X-Llm-Provider", d.Provider.Name)
 	h.Set("X-Llm-Model", d.Model.ID)
-	if ex.Plan != nil && ex.Plan.Tier != "" {
-		h.Set("X-Llm-Tier", string(ex.Plan.Tier))
-	}
+	h.Set("X-Llm-Tier", tier)
 	h.Set("X-Llm-Route-Reason", headerSafe(d.Reason))
 	h.Set("X-Llm-Attempts", strconv.Itoa(ex.Attempts))
 	h.Set("X-Llm-Fallback", strconv.Itoa(ex.Fallback))

@@ -3,6 +3,8 @@ package routing
 import (
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Features are what the analyzer looks at in a request. Handlers fill
@@ -49,52 +51,81 @@ type Analyzer struct {
 }
 
 type keyword struct {
-	phrase string // lower case
+	phrase string // lower case, without the stem mark
 	tier   Tier
 	weight int
+	stem   bool // the phrase may end inside a word
 }
 
 // builtinKeywords are phrases that signal a kind of work, in English and
-// French. A phrase's weight pulls the score toward its tier.
+// French. A phrase's weight pulls the score toward its tier. A phrase
+// matches whole words: it starts and ends at a word boundary (a character
+// that is not a letter, digit or combining mark, or the end of the text),
+// so "proof" is not in "proofread" nor "lance" in "balance". A phrase
+// ending in "*" is a stem: the "*" is dropped when the lists are compiled
+// and the phrase may end inside a word ("refactor*" matches refactoring
+// and refactored); the reason then quotes the word found. A phrase
+// appears once per tier, and no phrase matches another's words: a stem
+// that covers both languages ("install*", "configure*", "command*",
+// "refactor*", "optimi*", "performance*", "algorithm*") is not repeated
+// in the French line.
 var builtinKeywords = map[Tier][]string{
 	TierTrivial: {
-		"typo", "spelling", "rename", "reword", "capitalize", "fix the indentation", "add a comment", "hello", "thanks", "thank you",
-		"faute de frappe", "orthographe", "renomme", "reformule", "majuscule", "bonjour", "merci",
+		"typo*", "spelling", "rename*", "reword*", "capitalize*", "fix the indentation", "add a comment*", "hello", "thanks", "thank you",
+		"faute de frappe", "orthographe", "renomme*", "reformule*", "majuscule*", "bonjour", "merci",
 	},
 	TierOperational: {
-		"run the", "list the", "show me", "git ", "commit message", "install", "configure", "docker", "command", "shell", "grep", "move the file", "update the version",
-		"lance ", "liste ", "affiche", "installe", "configure", "commande", "déplace le fichier", "message de commit",
+		"run the", "list the", "show me", "git", "commit message*", "install*", "configure*", "docker*", "command*", "shell", "grep*", "move the file*", "update the version*",
+		"lance", "liste", "affiche*", "déplace le fichier", "message de commit",
 	},
 	TierStandard: {
-		"write a function", "implement", "add a test", "unit test", "refactor", "explain", "add an endpoint", "fix this bug", "handle the error",
-		"écris une fonction", "implémente", "ajoute un test", "test unitaire", "refactorise", "explique", "corrige ce bug",
+		"write a function", "implement*", "add a test", "unit test*", "refactor*", "explain*", "add an endpoint", "fix this bug", "handle the error*",
+		"écris une fonction", "implémente*", "ajoute un test*", "test unitaire", "explique*", "corrige ce bug",
 	},
 	TierComplex: {
-		"architecture", "design a", "migrate", "migration", "optimize", "performance", "security", "scalab", "across the codebase", "multiple files", "protocol", "algorithm",
-		"conception", "migrer", "optimise", "sécurité", "plusieurs fichiers", "algorithme",
+		"architecture*", "design a", "design an", "migrate*", "migration*", "optimi*", "performance*", "security", "scalab*", "across the codebase", "multiple files", "protocol*", "algorithm*",
+		"conception", "migrer", "sécurité", "plusieurs fichiers",
 	},
 	TierDeep: {
-		"race condition", "deadlock", "step by step", "prove", "proof", "root cause", "debug", "think carefully", "memory leak", "concurrency bug", "formal",
-		"condition de course", "interblocage", "étape par étape", "prouve", "preuve", "cause racine", "débogue", "réfléchis", "fuite mémoire",
+		"race condition*", "deadlock*", "step by step", "prove", "proof", "root cause*", "debug*", "think carefully", "memory leak*", "concurrency bug*", "formal",
+		"condition de course", "interblocage*", "étape par étape", "prouve*", "preuve*", "cause racine", "débogue*", "réfléchis*", "fuite mémoire",
 	},
 }
 
 var tierWeight = map[Tier]int{TierTrivial: -4, TierOperational: -1, TierStandard: 1, TierComplex: 3, TierDeep: 7}
 
 // NewAnalyzer returns an analyzer with the built-in phrases plus extra
-// ones per tier (from the Caddyfile).
+// ones per tier (from the Caddyfile). Extra phrases are matched like the
+// built-in ones: case-insensitively, as whole words, unless they end in
+// "*" ("kafka rebalanc*" also matches "kafka rebalancing"). They weigh
+// twice the built-in ones; a phrase given twice for a tier counts once.
 func NewAnalyzer(defaultTier Tier, extra map[Tier][]string) *Analyzer {
 	if defaultTier == "" {
 		defaultTier = TierStandard
 	}
 	a := &Analyzer{DefaultTier: defaultTier}
+	add := func(p string, t Tier, weight int) {
+		k := keyword{tier: t, weight: weight}
+		k.phrase, k.stem = strings.CutSuffix(strings.TrimSpace(strings.ToLower(p)), "*")
+		k.phrase = strings.TrimSpace(k.phrase)
+		for i, o := range a.keywords {
+			if o.phrase == k.phrase && o.stem == k.stem && o.tier == t {
+				// Once per tier, at the stronger weight (the user's).
+				if weight*sign(weight) > o.weight*sign(o.weight) {
+					a.keywords[i].weight = weight
+				}
+				return
+			}
+		}
+		a.keywords = append(a.keywords, k)
+	}
 	for _, t := range Tiers {
 		for _, p := range builtinKeywords[t] {
-			a.keywords = append(a.keywords, keyword{p, t, tierWeight[t]})
+			add(p, t, tierWeight[t])
 		}
 		for _, p := range extra[t] {
 			// User phrases count double: they were chosen for this setup.
-			a.keywords = append(a.keywords, keyword{strings.ToLower(p), t, 2 * tierWeight[t]})
+			add(p, t, 2*tierWeight[t])
 		}
 	}
 	for i, k := range a.keywords {
@@ -132,9 +163,11 @@ func (a *Analyzer) Analyze(f Features) Analysis {
 	for i := 0; i+1 < len(lower); i++ {
 		if i > 0 {
 			// Phrases start at word boundaries ("lance" is not in
-			// "balance"); the byte before a word start is not a letter
-			// or digit (ASCII check: accented letters are multi-byte).
-			if c := lower[i-1]; c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c >= 0x80 {
+			// "balance"): the character before is not a letter or a
+			// digit (ASCII checked here, the rest decoded when a phrase
+			// may start here).
+			if c := lower[i-1]; c >= 'a' && c <= 'z' || c >= '0' && c <= '9' ||
+				c >= utf8.RuneSelf && len(a.byFirst[lower[i]]) > 0 && wordRuneBefore(lower, i) {
 				continue
 			}
 		}
@@ -147,6 +180,11 @@ func (a *Analyzer) Analyze(f Features) Analysis {
 			if hits[ti] >= 2 || !strings.HasPrefix(lower[i:], k.phrase) || contains(seen, ki) {
 				continue
 			}
+			// And they end at one ("proof" is not in "proofread"),
+			// unless they are stems.
+			if !k.stem && wordRuneAt(lower, i+len(k.phrase)) {
+				continue
+			}
 			seen = append(seen, ki)
 			hits[ti]++
 			matched = true
@@ -154,7 +192,7 @@ func (a *Analyzer) Analyze(f Features) Analysis {
 			if hits[ti] == 2 {
 				w = (w + sign(w)) / 2 // a second phrase adds half
 			}
-			add(w, strconv.Quote(strings.TrimSpace(k.phrase))+" suggests "+string(k.tier)+" work")
+			add(w, strconv.Quote(matchedWords(lower, i, k))+" suggests "+string(k.tier)+" work")
 		}
 	}
 	words := countWords(f.LastUser)
@@ -309,6 +347,43 @@ func countFiles(s string) int {
 		i = j - 1
 	}
 	return n
+}
+
+// matchedWords is what k matched at text[i:]: the phrase, or for a stem
+// the phrase up to the end of the word ("optimisation" rather than
+// "optimi"), at most 24 bytes past the stem.
+func matchedWords(text string, i int, k keyword) string {
+	end := i + len(k.phrase)
+	if k.stem {
+		for limit := end + 24; end < limit && wordRuneAt(text, end); {
+			_, n := utf8.DecodeRuneInString(text[end:])
+			end += n
+		}
+	}
+	return text[i:end]
+}
+
+// wordRuneBefore reports whether the character ending at s[i-1] is a
+// letter, a digit or a combining mark: then s[i] does not start a word.
+func wordRuneBefore(s string, i int) bool {
+	if c := s[i-1]; c < utf8.RuneSelf {
+		return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+	}
+	r, _ := utf8.DecodeLastRuneInString(s[:i])
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)
+}
+
+// wordRuneAt reports whether the character starting at s[i] is a letter,
+// a digit or a combining mark: then s[:i] does not end a word.
+func wordRuneAt(s string, i int) bool {
+	if i >= len(s) {
+		return false
+	}
+	if c := s[i]; c < utf8.RuneSelf {
+		return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+	}
+	r, _ := utf8.DecodeRuneInString(s[i:])
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)
 }
 
 func isWordByte(c byte) bool {

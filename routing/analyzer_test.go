@@ -124,6 +124,84 @@ func TestAnalyzerExamplesAndTuning(t *testing.T) {
 	}
 }
 
+// keywordReasons lists the keyword reasons of the analysis of text.
+func keywordReasons(a *Analyzer, text string) []string {
+	var out []string
+	for _, r := range a.Analyze(Features{LastUser: text, ContextChars: len(text), Messages: 1}).Reasons {
+		if strings.Contains(r, " suggests ") {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestAnalyzerWordBoundaries: a phrase matches whole words, a stem ("*"
+// in the list) also the words it begins.
+func TestAnalyzerWordBoundaries(t *testing.T) {
+	a := NewAnalyzer(TierStandard, nil)
+	cases := []struct {
+		text string
+		want []string // keyword reasons, in order
+	}{
+		// Not the start of a longer word.
+		{"proofread this sentence", nil},
+		{"what is the provenance of this library", nil},
+		{"state formally what this function returns", nil},
+		{"the balance is wrong", nil},
+		{"git", []string{`"git" suggests operational work`}},
+		{"is this a formal proof?", []string{`"formal" suggests deep work`, `"proof" suggests deep work`}},
+		{"prove it.", []string{`"prove" suggests deep work`}},
+		// Accents and typographic marks: letters inside words,
+		// boundaries around them.
+		{"«merci»", []string{`"merci" suggests trivial work`}},
+		{"merci !", []string{`"merci" suggests trivial work`}},
+		{"bonjourné", nil},
+		{"l’orthographe", []string{`"orthographe" suggests trivial work`}},
+		// Stems still match inflections, and the reason quotes the word.
+		{"fix the typos", []string{`"typos" suggests trivial work`}},
+		{"refactoring the parser", []string{`"refactoring" suggests standard work`}},
+		{"optimise then optimization", []string{`"optimise" suggests complex work`}},
+		{"the dependencies are installed", []string{`"installed" suggests operational work`}},
+		{"déboguer ce service", []string{`"déboguer" suggests deep work`}},
+		{"deadlocks", []string{`"deadlocks" suggests deep work`}},
+	}
+	for _, c := range cases {
+		if got := keywordReasons(a, c.text); strings.Join(got, "|") != strings.Join(c.want, "|") {
+			t.Errorf("%q: %q, want %q", c.text, got, c.want)
+		}
+	}
+}
+
+// TestAnalyzerPhrasesCountOnce: every built-in phrase, alone, is one
+// piece of evidence, so no phrase is listed twice (in English and in
+// French) and no phrase covers another's words.
+func TestAnalyzerPhrasesCountOnce(t *testing.T) {
+	a := NewAnalyzer(TierStandard, nil)
+	for tier, phrases := range builtinKeywords {
+		for _, p := range phrases {
+			text := strings.TrimSuffix(p, "*")
+			if got := keywordReasons(a, text); len(got) != 1 || !strings.Contains(got[0], string(tier)) {
+				t.Errorf("%q: %q", text, got)
+			}
+		}
+	}
+	// A user phrase equal to a built-in one of its tier counts once, at
+	// the user's weight.
+	b := NewAnalyzer(TierStandard, map[Tier][]string{TierOperational: {"Configure*", " configure* "}})
+	if got := b.Analyze(Features{LastUser: "configure nginx for this site please and keep the server block", Messages: 1}); len(got.Reasons) != 1 || got.Score != 1-2 {
+		t.Errorf("user duplicate: %+v", got)
+	}
+}
+
+// TestAnalyzerUserStems: user phrases follow the built-in rule.
+func TestAnalyzerUserStems(t *testing.T) {
+	a := NewAnalyzer(TierStandard, map[Tier][]string{TierDeep: {"kafka rebalance", "shard*"}})
+	text := "our kafka rebalances and sharding storms again, what do we do about it"
+	if got := keywordReasons(a, text); strings.Join(got, "|") != `"sharding" suggests deep work` {
+		t.Errorf("%q", got)
+	}
+}
+
 func BenchmarkAnalyze1KB(b *testing.B) {
 	benchAnalyze(b, 1<<10)
 }

@@ -206,6 +206,9 @@ func NewCatalog(providers []*Provider, models []*Model, aliases map[string]strin
 		if m.ID == "" {
 			return nil, errors.New("model without an id")
 		}
+		if err := reservedName("model", m.ID); err != nil {
+			return nil, err
+		}
 		if _, dup := c.models[m.ID]; dup {
 			return nil, fmt.Errorf("model %s declared twice", m.ID)
 		}
@@ -225,6 +228,9 @@ func NewCatalog(providers []*Provider, models []*Model, aliases map[string]strin
 		c.order = append(c.order, m.ID)
 	}
 	for name, target := range aliases {
+		if err := reservedName("alias", name); err != nil {
+			return nil, err
+		}
 		if _, clash := c.models[name]; clash {
 			return nil, fmt.Errorf("alias %s has the name of a model", name)
 		}
@@ -234,6 +240,23 @@ func NewCatalog(providers []*Provider, models []*Model, aliases map[string]strin
 		c.aliases[name] = target
 	}
 	return c, nil
+}
+
+// reservedName explains why name cannot be a model id or an alias
+// (kind), or returns nil: "auto" and the tier names (in any case) are
+// routed before or beside them, so a model or alias of that name would
+// be unreachable or ambiguous. The built-in aliases (cheap, balanced,
+// premium, free, local) may be redefined.
+func reservedName(kind, name string) error {
+	switch {
+	case name == "":
+		return errors.New(kind + " without a name")
+	case IsAuto(name):
+		return fmt.Errorf("%s %s: the name %q is reserved: it asks the router to pick the tier", kind, name, name)
+	case isTierName(name):
+		return fmt.Errorf("%s %s: the name %q is reserved: it names the tier %s", kind, name, name, strings.ToLower(name))
+	}
+	return nil
 }
 
 // Provider returns the named provider or nil.

@@ -76,11 +76,24 @@ func TestCatalogErrors(t *testing.T) {
 		{[]*Provider{{Name: "p", URLs: []*url.URL{u("https://a/v1"), u("http://b/v1")}}}, nil, nil, "share scheme"},
 		{[]*Provider{{Name: "p"}}, nil, nil, "no url"},
 		{p, []*Model{{ID: "m", Provider: "p", Prices: Prices{Input: -1}}}, nil, "negative"},
+		// Names the router takes for itself cannot be aliases.
+		{p, []*Model{{ID: "m", Provider: "p"}}, map[string]string{"auto": "m"}, `alias auto: the name "auto" is reserved`},
+		{p, []*Model{{ID: "m", Provider: "p"}}, map[string]string{"deep": "m"}, `alias deep: the name "deep" is reserved: it names the tier deep`},
+		{p, []*Model{{ID: "auto", Provider: "p"}}, nil, `model auto: the name "auto" is reserved`},
+		{p, []*Model{{ID: "Trivial", Provider: "p"}}, nil, `model Trivial: the name "Trivial" is reserved: it names the tier trivial`},
+		{p, []*Model{{ID: "m", Provider: "p"}}, map[string]string{"Trivial": "m"}, "it names the tier trivial"},
+		{p, []*Model{{ID: "m", Provider: "p"}}, map[string]string{"": "m"}, "alias without a name"},
 	}
 	for _, c := range cases {
 		if _, err := NewCatalog(c.providers, c.models, c.aliases); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("want error containing %q, got %v", c.want, err)
 		}
+	}
+	// The built-in aliases may be redefined, and a tier's name may
+	// appear inside an alias's.
+	ok := map[string]string{"cheap": "m", "balanced": "m", "premium": "m", "free": "m", "local": "m", "deep-thought": "m", "autopilot": "m"}
+	if _, err := NewCatalog(p, []*Model{{ID: "m", Provider: "p"}}, ok); err != nil {
+		t.Errorf("aliases: %v", err)
 	}
 }
 

@@ -184,10 +184,11 @@ func (rt *Router) Plan(model, tierHeader string, f Features) (*Plan, error) {
 	}
 	seen := map[string]bool{}
 	primary := rt.fill(p, ids, f, explicit, seen)
-	if p.Tier != "" && len(primary) == 0 && len(rt.Fallbacks[fbKey]) == 0 {
-		// No model of the tier can serve the request (it needs tools,
-		// images or a larger context than they have): the next tiers up,
-		// then down, may.
+	backup := rt.fill(p, fallbacks, f, false, seen)
+	if p.Tier != "" && len(primary) == 0 && len(backup) == 0 {
+		// Neither the tier's models nor its fallbacks can serve the
+		// request (it needs tools, images or a larger context than they
+		// have): the next tiers up, then down, may.
 		for _, t := range tierWalk(p.Tier)[1:] {
 			more := rt.fill(p, rt.modelsOfTier(t), f, false, seen)
 			if len(more) > 0 {
@@ -200,7 +201,7 @@ func (rt *Router) Plan(model, tierHeader string, f Features) (*Plan, error) {
 	if !explicit && !keepOrder {
 		sort.SliceStable(primary, func(i, j int) bool { return primary[i].EstimatedCost < primary[j].EstimatedCost })
 	}
-	all := append(primary, rt.fill(p, fallbacks, f, false, seen)...)
+	all := append(primary, backup...)
 	for i, c := range all {
 		if c.down != "" {
 			p.Skipped = append(p.Skipped, Skipped{Model: c.Model.ID, Provider: c.Provider.Name, Kind: c.downKind, Reason: c.down})
@@ -276,6 +277,15 @@ func (rt *Router) modelsOfTier(t Tier) []string {
 	return ids
 }
 
+// BuiltinAliasModels lists the models the built-in alias name (cheap,
+// balanced, premium, free, local) routes to when the config does not
+// define it, in the order they are considered (cheap and balanced are
+// then ordered by cost); nil for another name.
+func (rt *Router) BuiltinAliasModels(name string) []string {
+	ids, _ := rt.builtinAlias(name)
+	return ids
+}
+
 // builtinAlias resolves cheap, balanced, premium, free and local when
 // the config does not define them.
 func (rt *Router) builtinAlias(name string) ([]string, bool) {
@@ -328,21 +338,29 @@ func isLocal(p *Provider) bool {
 	return false
 }
 
-// fill turns model ids into candidates: unknown, unavailable, incapable
-// and broken targets are skipped with their reason (in p.Skipped).
+// fill turns model ids and aliases into candidates: unknown,
+// unavailable, incapable and broken targets are skipped with their reason
+// (in p.Skipped). A target already in seen (by model id, whatever name
+// led to it) is left out: it is tried once, at its first place.
 func (rt *Router) fill(p *Plan, ids []string, f Features, explicit bool, seen map[string]bool) []Candidate {
 	var cands []Candidate
 	for _, id := range ids {
-		if seen[id] {
-			continue
-		}
-		seen[id] = true
 		m := rt.Catalog.models[id]
 		if m == nil {
 			if target := rt.Catalog.aliases[id]; target != "" {
 				m = rt.Catalog.models[target]
 			}
 		}
+		// A model id names one model of one provider; an unknown name
+		// cannot be a model id, so the two never collide.
+		key := id
+		if m != nil {
+			key = m.ID
+		}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
 		if m == nil {
 			p.Skipped = append(p.Skipped, Skipped{Model: id, Kind: SkipUnknown, Reason: "not in the catalog"})
 			continue

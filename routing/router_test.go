@@ -132,6 +132,73 @@ func TestPlanExplicitAliasesAndFallbacks(t *testing.T) {
 	}
 }
 
+// TestPlanEscalatesPastFallbacks: a tier whose models and fallbacks all
+// lack what the request needs escalates like a tier without fallbacks,
+// and every target left out keeps its reason.
+func TestPlanEscalatesPastFallbacks(t *testing.T) {
+	pu := []*url.URL{u("https://api.example.com")}
+	c, err := NewCatalog([]*Provider{{Name: "p", Dialect: "openai", URLs: pu}},
+		[]*Model{
+			{ID: "tiny", Provider: "p", Prices: Prices{Input: 0.1, Output: 0.4}, Tiers: []Tier{TierTrivial}},
+			{ID: "mid", Provider: "p", Prices: Prices{Input: 1, Output: 4}, Tiers: []Tier{TierStandard}},
+			{ID: "big", Provider: "p", Prices: Prices{Input: 3, Output: 15}, Capabilities: []Capability{CapVision}, Tiers: []Tier{TierComplex}},
+		}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := &Router{Catalog: c, Analyzer: NewAnalyzer(TierStandard, nil), Fallbacks: map[string][]string{"trivial": {"mid"}}}
+	img := Features{LastUser: "what is in this picture", Images: true, Messages: 1}
+	for _, model := range []string{"", "trivial"} {
+		header := "trivial"
+		if model != "" {
+			header = ""
+		}
+		p, err := rt.Plan(model, header, img)
+		if err != nil || ids(p) != "big" || !strings.Contains(p.Reason, "escalated to complex") {
+			t.Fatalf("%q: %v %v %+v", model, ids(p), err, p)
+		}
+		var skipped []string
+		for _, s := range p.Skipped {
+			skipped = append(skipped, s.Model+": "+s.Reason)
+		}
+		if got := strings.Join(skipped, "; "); got != "tiny: does not support images; mid: does not support images" {
+			t.Errorf("%q: skipped %s", model, got)
+		}
+	}
+	// A capable fallback still comes before any escalation.
+	p, err := rt.Plan("", "trivial", Features{LastUser: "x", Messages: 1})
+	if err != nil || ids(p) != "tiny,mid" || strings.Contains(p.Reason, "escalated") {
+		t.Errorf("text: %v %v %s", ids(p), err, p.Reason)
+	}
+}
+
+// TestPlanDedupesResolvedTargets: an alias and the model it names are
+// one target, tried once at its first place; ranks count targets.
+func TestPlanDedupesResolvedTargets(t *testing.T) {
+	rt := testRouter(t)
+	rt.Fallbacks = map[string][]string{"deep": {"smart", "gpt"}, "sonnet": {"smart"}, "smart": {"sonnet", "gpt"}}
+	deep := Features{LastUser: "debug this race condition step by step", Messages: 1}
+	p, err := rt.Plan("auto", "", deep)
+	if err != nil || p.Tier != TierDeep || ids(p) != "sonnet,gpt" || p.Candidates[1].Rank != 1 {
+		t.Fatalf("deep: %v %v %+v", ids(p), err, p.Candidates)
+	}
+	if p, err := rt.Plan("sonnet", "", Features{}); err != nil || ids(p) != "sonnet" {
+		t.Errorf("sonnet: %v %v", ids(p), err)
+	}
+	if p, err := rt.Plan("smart", "", Features{}); err != nil || ids(p) != "sonnet,gpt" || p.Candidates[1].Rank != 1 {
+		t.Errorf("smart: %v %v", ids(p), err)
+	}
+	// With the first choice's circuit open, the real fallback answers
+	// as the first fallback, not the second.
+	for i := 0; i < 3; i++ {
+		rt.Breakers.Failure("anthropic", "sonnet", rt.BreakerThreshold, rt.BreakerCooldown)
+	}
+	p, err = rt.Plan("auto", "", deep)
+	if err != nil || ids(p) != "gpt" || p.Candidates[0].Rank != 1 || len(p.Skipped) != 1 {
+		t.Errorf("breaker: %v %v %+v %+v", ids(p), err, p.Candidates, p.Skipped)
+	}
+}
+
 func BenchmarkPlanAuto(b *testing.B) {
 	rt := testRouter(&testing.T{})
 	f := Features{LastUser: strings.Repeat("please refactor server.go and explain the race condition. ", 18), ContextChars: 4000, Messages: 6, Tools: 3}
