@@ -26,7 +26,7 @@ func init() {
 // adminAPI is the admin.api.llm module: the gateway's endpoints on
 // Caddy's admin API (localhost:2019 by default).
 //
-//	POST /llm/route/explain[?dialect=openai|responses|anthropic|ollama][&tier=<tier>][&default_model=<model>]
+//	POST /llm/route/explain[?dialect=openai|responses|anthropic|ollama|gemini|bedrock][&tier=<tier>][&default_model=<model>]
 //
 // plans the request in the body as llm_route would and answers the
 // explanation (tier, reasons, candidates in order, skipped targets with

@@ -35,10 +35,11 @@ admin API (the address of the admin option, default localhost:2019; give
   caddy llm route explain --file request.json
 
 prints what llm_route would do with the generation request in the file
-(a body as a client would POST it; --dialect openai, responses, anthropic
-or ollama, default openai): the tier and why, the targets in the order
-they would be tried, and each target left out with the reason. Nothing
-is sent to any provider.
+(a body as a client would POST it; --dialect openai, responses, anthropic,
+ollama, gemini or bedrock, default openai; --model for a request that
+names none, such as Gemini's and Bedrock's, whose model is in the URL):
+the tier and why, the targets in the order they would be tried, and each
+target left out with the reason. Nothing is sent to any provider.
 
   caddy llm stats [--today|--month] [--from <t>] [--to <t>] [--by model|provider|key|tier|day] [--json]
 

@@ -351,7 +351,7 @@ func TestAutoRouting(t *testing.T) {
 				t.Fatalf("%d model %q tier %q reason %q, want %s %s %q: %s", resp.StatusCode, h.Get("X-Llm-Model"), h.Get("X-Llm-Tier"),
 					h.Get("X-Llm-Route-Reason"), c.model, c.tier, c.reason, body)
 			}
-			if p := gjson.GetBytes(body, "_proxy"); p.Get("tier").String() != c.tier || p.Get("model").String() != c.model || p.Get("routing_reason").String() == "" {
+			if p := gjson.GetBytes(body, "_proxy"); p.Get("tier").String() != tier || p.Get("model").String() != c.model || p.Get("routing_reason").String() == "" {
 				t.Errorf("_proxy = %s", p.Raw)
 			}
 		})

@@ -40,6 +40,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -338,7 +339,7 @@ func buildRouter(rc *RouterConfig, g *handlers.Gateway, cat *routing.Catalog) er
 			return fmt.Errorf("router: keywords: %w", err)
 		}
 		for _, p := range phrases {
-			if len(strings.TrimSuffix(strings.TrimSpace(p), "*")) < 2 {
+			if utf8.RuneCountInString(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(p), "*"))) < 2 {
 				return fmt.Errorf("router: keywords %s: phrase %q is too short", name, p)
 			}
 		}

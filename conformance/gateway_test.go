@@ -64,7 +64,7 @@ type modelCase struct {
 	upstream string
 	// failingFirst, when set, is a first target that fails before the
 	// provider above answers as the fallback: requests to it are
-	// expected too (see checkUpstreamVia).
+	// expected too (see checkUpstream).
 	failingFirst *modelCase
 }
 
@@ -668,21 +668,28 @@ func upstreamModel(r mockllm.Received) (string, error) {
 // model m (see upstreamProblems). It fails if there is none.
 func checkUpstream(t *testing.T, m modelCase, skip int) {
 	t.Helper()
-	if m.failingFirst != nil {
-		checkUpstreamVia(t, *m.failingFirst, m, skip)
-		return
-	}
 	reqs := mock.Requests()
 	if len(reqs) < skip {
 		skip = len(reqs)
 	}
+	firsts := 0
 	for i, r := range reqs[skip:] {
-		for _, p := range upstreamProblems(r, m) {
+		c := m
+		if f := m.failingFirst; f != nil {
+			if model, err := upstreamModel(r); err == nil && model == f.upstream {
+				c = *f
+				firsts++
+			}
+		}
+		for _, p := range upstreamProblems(r, c) {
 			t.Errorf("upstream request %d %s %s: %s", i, r.Method, r.Path, p)
 		}
 	}
-	if len(reqs) == skip {
+	switch {
+	case len(reqs) == skip:
 		t.Errorf("the mock received no request for %s (%d requests before)", m.name, skip)
+	case m.failingFirst != nil && (firsts == 0 || firsts == len(reqs)-skip):
+		t.Errorf("%s: %d of %d requests to the failing first target, want some and some to the fallback", m.name, firsts, len(reqs)-skip)
 	}
 }
 

@@ -423,6 +423,11 @@ func DecodeOpenAIResponse(body []byte) (*ChatResponse, error) {
 	if t := m.Get("content").Str; t != "" {
 		r.Parts = append(r.Parts, Part{Type: PartText, Text: t})
 	}
+	if t := m.Get("refusal").Str; t != "" {
+		// The model's refusal is its answer: text for the dialects
+		// that have no refusal of their own (as Responses' is read).
+		r.Parts = append(r.Parts, Part{Type: PartText, Text: t})
+	}
 	r.Parts = appendOpenAIToolCalls(r.Parts, m)
 	ensureToolIDs(r.Parts)
 	if hasToolCall(r.Parts) && r.Stop == StopEnd {

@@ -55,6 +55,9 @@ func (d *openAIStreamDecoder) event(_ string, data []byte, emit func(Event)) {
 	if t := delta.Get("content"); t.Type == gjson.String && t.Str != "" {
 		emit(Event{Kind: EvText, Text: t.Str})
 	}
+	if t := delta.Get("refusal"); t.Type == gjson.String && t.Str != "" {
+		emit(Event{Kind: EvText, Text: t.Str}) // as in DecodeOpenAIResponse
+	}
 	each(delta.Get("tool_calls"), func(_, tc gjson.Result) bool {
 		slot := int(tc.Get("index").Int())
 		if slot < 0 || slot > 1024 {

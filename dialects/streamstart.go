@@ -1,8 +1,11 @@
 package dialects
 
 import (
+	"bytes"
 	"net/http"
 	"strconv"
+
+	"github.com/tidwall/gjson"
 )
 
 // StreamStart is what the first events of a provider's stream showed:
@@ -109,7 +112,7 @@ func (p *StreamProbe) Feed(b []byte) StreamStart {
 	}
 	p.parser.feed(b, func(name string, data []byte) {
 		if p.watch.start == StreamPending {
-			p.dec.event(name, data, p.watch.see)
+			p.event(name, data)
 			p.parser.halt = p.watch.start != StreamPending
 		}
 	}, func(err error) {
@@ -118,13 +121,26 @@ func (p *StreamProbe) Feed(b []byte) StreamStart {
 	return p.watch.start
 }
 
+// event reads one event. One that is not JSON (nor OpenAI's [DONE]) is
+// something the probe cannot judge, such as a provider's own keep-alive
+// data: the stream passes through as it came, as it would without the
+// probe, and its client judges it (translation, which must read it,
+// fails it instead).
+func (p *StreamProbe) event(name string, data []byte) {
+	if !gjson.ValidBytes(data) && !bytes.Equal(bytes.TrimSpace(data), []byte("[DONE]")) {
+		p.watch.start = StreamBegun
+		return
+	}
+	p.dec.event(name, data, p.watch.see)
+}
+
 // Close is called when the stream ends: a stream that ends before its
 // answer began has failed.
 func (p *StreamProbe) Close() StreamStart {
 	if p.watch.start == StreamPending {
 		p.parser.flush(func(name string, data []byte) {
 			if p.watch.start == StreamPending {
-				p.dec.event(name, data, p.watch.see)
+				p.event(name, data)
 			}
 		})
 	}

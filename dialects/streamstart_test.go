@@ -99,7 +99,6 @@ func TestStreamProbeEarlyErrors(t *testing.T) {
 		{"gemini error chunk", Gemini, []byte("data: {\"error\":{\"code\":503,\"message\":\"The model is overloaded.\",\"status\":\"UNAVAILABLE\"}}\n\n"), 503, nil, "overloaded"},
 		{"bedrock exception after messageStart", Bedrock, frames(t, "messageStart", `{"role":"assistant"}`,
 			"exception:throttlingException", `{"message":"Too many requests"}`), 429, nil, "Too many requests"},
-		{"not JSON", OpenAI, []byte("data: <html>\n\n"), 502, nil, "not JSON"},
 		{"credentials refused", Anthropic, []byte("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"authentication_error\",\"message\":\"invalid x-api-key sk-ant-…abcd\"}}\n\n"),
 			401, map[Dialect]int{OpenAI: 502, Anthropic: 502, Gemini: 502}, "refused the gateway's credentials"},
 	}
@@ -148,6 +147,26 @@ func TestStreamProbeEarlyErrors(t *testing.T) {
 				t.Errorf("translator %+v %d, probe %+v %d", te, tp, pe, pp)
 			}
 		})
+	}
+}
+
+// TestStreamProbeUnreadable: an event the probe cannot read (not JSON)
+// lets a pass-through stream go to its client as it came; translation,
+// which must read it, fails it.
+func TestStreamProbeUnreadable(t *testing.T) {
+	in := []byte("data: keep-alive\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n")
+	if st := newProbe(t, OpenAI).Feed(in); st != StreamBegun {
+		t.Errorf("probe: %d", st)
+	}
+	tr, _ := NewStreamTranslator(OpenAI, Anthropic, StreamOptions{})
+	tr.Write(in)
+	if e, _ := tr.StartError(Anthropic); tr.Start() != StreamFailed || !strings.Contains(e.Message, "not JSON") {
+		t.Errorf("translator: %d %+v", tr.Start(), e)
+	}
+	// [DONE] alone is read, not judged unreadable: a stream that ends
+	// with nothing else has failed.
+	if newProbe(t, OpenAI).Feed([]byte("data: [DONE]\n\n")) != StreamFailed {
+		t.Error("[DONE] only")
 	}
 }
 
@@ -202,5 +221,28 @@ func BenchmarkStreamProbe(b *testing.B) {
 		if p.Feed(in) != StreamBegun {
 			b.Fatal("not begun")
 		}
+	}
+}
+
+// TestOpenAIRefusal: a refusal is the model's answer: content that
+// begins the stream, and text for other dialects, streamed or not.
+func TestOpenAIRefusal(t *testing.T) {
+	stream := []byte("data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,\"refusal\":\"\"},\"finish_reason\":null}]}\n\n" +
+		"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"I can't help with that.\"},\"finish_reason\":null}]}\n\n" +
+		"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+	p := newProbe(t, OpenAI)
+	i := strings.Index(string(stream), "I can't")
+	i += strings.Index(string(stream[i:]), "\n\n") + 2 // the refusal's event, whole
+	if st := p.Feed(stream[:i]); st != StreamBegun {
+		t.Errorf("refusal did not begin the stream: %d", st)
+	}
+	tr, _ := NewStreamTranslator(OpenAI, Anthropic, StreamOptions{})
+	out := string(tr.Write(stream)) + string(tr.Close())
+	if !strings.Contains(out, `"text_delta","text":"I can't help with that."`) {
+		t.Errorf("translated: %s", out)
+	}
+	r, err := DecodeOpenAIResponse([]byte(`{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":null,"refusal":"I can't help with that."},"finish_reason":"stop"}]}`))
+	if err != nil || len(r.Parts) != 1 || r.Parts[0].Type != PartText || r.Parts[0].Text != "I can't help with that." {
+		t.Errorf("%+v %v", r, err)
 	}
 }

@@ -1214,7 +1214,7 @@ func TestProxyObjectOnOpenAIAnswers(t *testing.T) {
 			t.Fatalf("%d %s", rec.Code, body)
 		}
 		px := gjson.Get(body, "_proxy")
-		if px.Get("model").Str != "a" || px.Get("provider").Str != "pa" || px.Get("tier").Str != "" || !px.Get("tier").Exists() ||
+		if px.Get("model").Str != "a" || px.Get("provider").Str != "pa" || px.Get("tier").Str != "none" ||
 			px.Get("cost_usd").Float() != wantCost || px.Get("routing_reason").Str != "model a requested" ||
 			px.Get("elapsed_ms").Float() != 1.5 || px.Get("fallback_index").Int() != 0 || px.Get("attempts").Int() != 1 {
 			t.Errorf("_proxy %s", px.Raw)

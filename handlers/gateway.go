@@ -47,8 +47,10 @@ type Gateway struct {
 	// RetryBackoff is the wait before the first retry (doubled for each
 	// further one, with jitter) when the provider gave no Retry-After.
 	RetryBackoff time.Duration
-	// MaxRetryWait is the longest the gateway waits before a retry. A
-	// provider asking for longer (Retry-After) is skipped until then.
+	// MaxRetryWait is the longest the gateway waits at a time: before a
+	// retry, or for a provider's Retry-After when nothing else can
+	// serve. A provider that asked to wait is skipped by every request
+	// until then.
 	MaxRetryWait time.Duration
 	// ProxyInfo adds a _proxy object (model, provider, tier, cost,
 	// reason, elapsed time, fallback index) to non-streamed answers of

@@ -145,14 +145,20 @@ func TestRetryAfterSkippedByOthersDuringRetry(t *testing.T) {
 // earlier target's) is reported as that target's: headers, ledger.
 func TestHeldFailureKeepsItsTarget(t *testing.T) {
 	img := `{"model":"a","messages":[{"role":"user","content":[{"type":"text","text":"what"},{"type":"image_url","image_url":{"url":"https://x.test/a.png"}}]}]}`
-	t.Run("held answer", func(t *testing.T) {
-		pa := always(429, map[string]string{"Retry-After": "100"}, `{"error":{"message":"rate limited"}}`)
-		pb := always(200, nil, `{}`)
+	// b, an Ollama model with vision, cannot take an image URL: the
+	// gateway's own 400, after a's failure.
+	env := func(pa, pb *scripted) *fbEnv {
 		e := newFBEnv(t, []fbTarget{
 			{provider: "pa", dialect: "openai", model: "a", up: pa},
 			{provider: "pb", dialect: "ollama", model: "b", caps: []routing.Capability{routing.CapVision}, up: pb},
 		}, map[string][]string{"a": {"b"}})
 		e.g.Retries = 0
+		return e
+	}
+	t.Run("held answer", func(t *testing.T) {
+		pa := always(429, map[string]string{"Retry-After": "100"}, `{"error":{"message":"rate limited"}}`)
+		pb := always(200, nil, `{}`)
+		e := env(pa, pb)
 		rec := e.serve(t, img)
 		if rec.Code != 429 {
 			t.Fatalf("%d %s", rec.Code, rec.Body)
@@ -165,12 +171,7 @@ func TestHeldFailureKeepsItsTarget(t *testing.T) {
 	})
 	t.Run("unreachable", func(t *testing.T) {
 		pa := upstream(func(http.ResponseWriter, *http.Request, int) error { return refused() })
-		pb := always(200, nil, `{}`)
-		e := newFBEnv(t, []fbTarget{
-			{provider: "pa", dialect: "openai", model: "a", up: pa},
-			{provider: "pb", dialect: "ollama", model: "b", caps: []routing.Capability{routing.CapVision}, up: pb},
-		}, map[string][]string{"a": {"b"}})
-		e.g.Retries = 0
+		e := env(pa, always(200, nil, `{}`))
 		rec := e.serve(t, img)
 		msg := gjson.Get(rec.Body.String(), "error.message").Str
 		if rec.Code != 502 || !strings.Contains(msg, "pa") || strings.Contains(msg, "pb") {
@@ -226,5 +227,42 @@ func TestExplainPathDialects(t *testing.T) {
 		if derr != nil || x.Error != nil || len(x.Candidates) != 2 || x.Candidates[0].Model != "a" || x.Candidates[1].Model != "b" || x.Requested != "a" {
 			t.Errorf("%s: %+v %+v", c.d, x, derr)
 		}
+	}
+}
+
+// Review: a client that leaves while its request waits out a provider's
+// Retry-After is recorded as gone (499), and the wait is not the
+// gateway's time.
+func TestPlanWaitClientGone(t *testing.T) {
+	pa := always(200, nil, openAIAnswer("ok", 1, 1))
+	e := newFBEnv(t, []fbTarget{{provider: "pa", dialect: "openai", model: "a", up: pa}}, nil)
+	e.g.OverheadHeader = true
+	e.g.Router.Breakers.Wait("pa", "a", e.clk.Now().Add(2*time.Second))
+	ctx, cancel := context.WithCancel(context.Background())
+	e.onSleep = func(_ context.Context, d time.Duration) error {
+		e.clk.Advance(d / 2)
+		cancel()
+		return context.Canceled
+	}
+	rec, _ := e.serveCtx(t, ctx, "/v1/chat/completions", chat("a"), nil)
+	if rec.Body.Len() != 0 {
+		t.Errorf("an answer for a client that left: %d %s", rec.Code, rec.Body)
+	}
+	if en := e.lastEntry(t); en.Status != 499 || en.ErrorKind != "client_closed" {
+		t.Errorf("ledger %+v", en)
+	}
+	checkCalls(t, map[string]*scripted{"pa": pa}, map[string]int{"pa": 0})
+}
+
+// Review: requests do not wait for a breaker's cooldown to end (only one
+// of them could probe): they get the 503 with Retry-After at once.
+func TestPlanNoWaitForBreaker(t *testing.T) {
+	pa := always(200, nil, openAIAnswer("ok", 1, 1))
+	e := newFBEnv(t, []fbTarget{{provider: "pa", dialect: "openai", model: "a", up: pa}}, nil)
+	e.g.Router.BreakerThreshold, e.g.Router.BreakerCooldown = 1, 3*time.Second
+	e.g.Router.Breakers.Failure("pa", "a", 1, 3*time.Second)
+	rec := e.serve(t, chat("a"))
+	if rec.Code != 503 || rec.Header().Get("Retry-After") != "3" || len(e.slept()) != 0 {
+		t.Errorf("%d Retry-After %q slept %v: %s", rec.Code, rec.Header().Get("Retry-After"), e.slept(), rec.Body)
 	}
 }

@@ -116,16 +116,24 @@ func (h *Route) serveGenerate(w http.ResponseWriter, r *http.Request, next caddy
 	body = ex.Body
 	tierHeader := strings.TrimSpace(r.Header.Get("X-Task-Tier"))
 	plan, a, perr := g.plan(ep.Dialect, req, body, h.DefaultModel, tierHeader)
-	if perr != nil && perr.Code == "provider_unavailable" && !plan.RetryAt.IsZero() && plan.RetryAt.Sub(g.Now()) <= g.MaxRetryWait {
+	if perr != nil && perr.Code == "provider_unavailable" && onlyWaiting(plan) && plan.RetryAt.Sub(g.Now()) <= g.MaxRetryWait {
 		// Every target that could serve it is kept out for a short
-		// while (a provider's Retry-After, or a breaker about to let a
-		// probe through): wait, as the request that was told to wait
-		// does, and plan again.
+		// while by a provider's Retry-After: wait, as the request that
+		// was told to wait does, and plan again. (Not for a breaker's
+		// cooldown: only one request may probe when it ends.)
 		slept := g.Now()
-		if g.Sleep(r.Context(), plan.RetryAt.Sub(slept)) == nil {
-			ex.RetryWait += g.Now().Sub(slept)
-			plan, a, perr = g.plan(ep.Dialect, req, body, h.DefaultModel, tierHeader)
+		var serr error
+		if d := plan.RetryAt.Sub(slept); d > 0 {
+			serr = g.Sleep(r.Context(), d)
 		}
+		ex.RetryWait += g.Now().Sub(slept)
+		if serr != nil {
+			ex.Plan = plan
+			entry := ledger.Entry{Endpoint: ep.Name, Stream: req.Stream, Tier: string(plan.Tier), ErrorKind: "client_closed"}
+			h.finish(r, ex, &entry, 499)
+			return nil
+		}
+		plan, a, perr = g.plan(ep.Dialect, req, body, h.DefaultModel, tierHeader)
 	}
 	ex.Plan = plan
 	if perr != nil {
@@ -178,6 +186,25 @@ func (h *Route) serveGenerate(w http.ResponseWriter, r *http.Request, next caddy
 		g.setBudgetHeaders(w.Header(), acct, ex, hold)
 	}
 	return h.attempts(w, r, next, ex)
+}
+
+// onlyWaiting reports whether a plan's targets are all kept out by
+// providers' Retry-After (none by an open breaker), with a time when one
+// may be tried.
+func onlyWaiting(p *routing.Plan) bool {
+	if p == nil || p.RetryAt.IsZero() {
+		return false
+	}
+	waiting := false
+	for _, s := range p.Skipped {
+		switch s.Kind {
+		case routing.SkipBroken:
+			return false
+		case routing.SkipWaiting:
+			waiting = true
+		}
+	}
+	return waiting
 }
 
 // readBody reads a request body of at most limit bytes: a larger one is
@@ -321,11 +348,15 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 				// provider's Retry-After (another request's): wait it
 				// out, as the request that got it does, rather than
 				// answer that nothing can serve.
-				if _, kind, until := rt.Breakers.Peek(c.Provider.Name, c.Model.ID); kind == routing.SkipWaiting && !waited &&
+				// (kind "": the wait ended since Allow; try again.)
+				if _, kind, until := rt.Breakers.Peek(c.Provider.Name, c.Model.ID); (kind == routing.SkipWaiting || kind == "") && !waited &&
 					i == len(plan.Candidates)-1 && until.Sub(g.Now()) <= g.MaxRetryWait {
 					waited = true
 					slept := g.Now()
-					serr := g.Sleep(r.Context(), until.Sub(slept))
+					var serr error
+					if d := until.Sub(slept); d > 0 {
+						serr = g.Sleep(r.Context(), d)
+					}
 					ex.RetryWait += g.Now().Sub(slept)
 					if serr != nil {
 						entry.ErrorKind = "client_closed"
@@ -549,7 +580,7 @@ func (h *Route) proxyObject(body []byte, ex *Exchange) []byte {
 	b = append(b, `,"provider":`...)
 	b = dialects.AppendJSONString(b, d.Provider.Name)
 	b = append(b, `,"tier":`...)
-	b = dialects.AppendJSONString(b, string(ex.Plan.Tier))
+	b = dialects.AppendJSONString(b, tierLabel(ex.Plan))
 	b = append(b, `,"cost_usd":`...)
 	b = strconv.AppendFloat(b, h.cost(ex), 'f', -1, 64)
 	b = append(b, `,"routing_reason":`...)
@@ -768,6 +799,15 @@ func (ex *Exchange) placeholder(key string) (any, bool) {
 	return nil, false
 }
 
+// tierLabel is the tier a plan chose, as the client is told it (header,
+// _proxy): "none" when no tier chose the model.
+func tierLabel(p *routing.Plan) string {
+	if p == nil || p.Tier == "" {
+		return "none"
+	}
+	return string(p.Tier)
+}
+
 // setDecisionHeaders writes the x-llm-* headers of the exchange's
 // current decision. X-Llm-Tier is "none" when no tier chose the model (a
 // model or alias asked for by name). An answer no target was tried for
@@ -775,10 +815,7 @@ func (ex *Exchange) placeholder(key string) (any, bool) {
 // 0 attempts.
 func setDecisionHeaders(h http.Header, ex *Exchange) {
 	p := ex.Plan
-	tier := "none"
-	if p != nil && p.Tier != "" {
-		tier = string(p.Tier)
-	}
+	tier := tierLabel(p)
 	d := ex.Decision
 	if d == nil {
 		if p != nil {

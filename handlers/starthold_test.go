@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -314,5 +315,88 @@ func TestStreamHoldOverhead(t *testing.T) {
 	}
 	if _, n, sum := series(t, reg, "llmgate_upstream_latency_seconds", nil); n != 2 || !approx(sum, 4) {
 		t.Errorf("latency: %d samples, sum %v", n, sum)
+	}
+}
+
+// syncRecorder is a ResponseWriter the hold's timer may write to while
+// the test reads it; flushes are signalled on flushed.
+type syncRecorder struct {
+	mu      sync.Mutex
+	h       http.Header
+	code    int
+	body    bytes.Buffer
+	flushed chan struct{}
+}
+
+func (r *syncRecorder) Header() http.Header { return r.h }
+func (r *syncRecorder) WriteHeader(code int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.code == 0 {
+		r.code = code
+	}
+}
+func (r *syncRecorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.code == 0 {
+		r.code = 200
+	}
+	return r.body.Write(p)
+}
+func (r *syncRecorder) Flush() {
+	select {
+	case r.flushed <- struct{}{}:
+	default:
+	}
+}
+func (r *syncRecorder) snapshot() (int, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.code, r.body.String()
+}
+
+// TestStreamHoldTimer: a provider that sends its preamble and then
+// stays silent (a reasoning model thinking) has its headers and
+// preamble reach the client when the hold's time is up, without
+// waiting for its next write.
+func TestStreamHoldTimer(t *testing.T) {
+	defer func(d time.Duration) { startHoldTime = d }(startHoldTime)
+	startHoldTime = 50 * time.Millisecond
+	rec := &syncRecorder{h: http.Header{}, flushed: make(chan struct{}, 1)}
+	var code int
+	var early string
+	pa := upstream(func(w http.ResponseWriter, _ *http.Request, _ int) error {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		_, _ = io.WriteString(w, antStart+antPing)
+		_ = http.NewResponseController(w).Flush()
+		select {
+		case <-rec.flushed:
+		case <-time.After(10 * time.Second):
+			t.Error("the held preamble was not released by the timer")
+		}
+		code, early = rec.snapshot()
+		_, _ = io.WriteString(w, antBlock+antText+antEnd)
+		return nil
+	})
+	e := newFBEnv(t, []fbTarget{{provider: "pa", dialect: "anthropic", model: "a", up: pa}}, nil)
+	req := httptest.NewRequest("POST", "/v1/messages", strings.NewReader(antMessages("a")))
+	req = caddyhttp.PrepareRequest(req, caddy.NewReplacer(), rec, &caddyhttp.Server{})
+	tr := &Translate{GW: e.g}
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		return tr.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
+	})
+	if err := (&Route{GW: e.g}).ServeHTTP(rec, req, next); err != nil {
+		t.Fatal(err)
+	}
+	if code != 200 || early != antStart+antPing {
+		t.Errorf("before the content: %d %q", code, early)
+	}
+	if c, body := rec.snapshot(); c != 200 || body != antStart+antPing+antBlock+antText+antEnd {
+		t.Errorf("%d %q", c, body)
+	}
+	if rec.Header().Get("X-Llm-Provider") != "pa" || rec.Header().Get("Content-Type") != "text/event-stream" {
+		t.Errorf("headers %v", rec.Header())
 	}
 }

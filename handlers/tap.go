@@ -147,7 +147,7 @@ func (t *usageTap) WriteHeader(code int) {
 	if t.now != nil && code == http.StatusOK && (t.kind == kindSSE || t.kind == kindNDJSON || t.kind == kindEventStream) {
 		if p, err := dialects.NewStreamProbe(t.dialect); err == nil {
 			t.probe = p
-			t.start.begin(code, t.now())
+			t.start.begin(t.ResponseWriterWrapper, code, t.now())
 			return
 		}
 	}
@@ -168,7 +168,7 @@ func (t *usageTap) Write(p []byte) (int, error) {
 			}
 		}
 	case kindSSE, kindNDJSON:
-		if t.start.failed {
+		if t.start.failed || t.start.dropped {
 			return len(p), nil
 		}
 		if t.strip {
@@ -182,7 +182,7 @@ func (t *usageTap) Write(p []byte) (int, error) {
 		t.lines(p)
 		return t.pass(p, p)
 	case kindEventStream:
-		if t.start.failed {
+		if t.start.failed || t.start.dropped {
 			return len(p), nil
 		}
 		if !t.esFailed && t.es.Feed(p, t.message) != nil {
@@ -198,20 +198,19 @@ func (t *usageTap) Write(p []byte) (int, error) {
 // pass sends out, what the stream bytes p came to for the client, or
 // holds it while the stream's start is undecided.
 func (t *usageTap) pass(p, out []byte) (int, error) {
-	if t.start.on {
+	if t.start.lock() {
+		defer t.start.mu.Unlock()
 		st := t.probe.Feed(p)
 		if st == dialects.StreamFailed {
 			t.failStart()
 			return len(p), nil
 		}
-		if err := t.start.step(t.ResponseWriterWrapper, st, out, t.now()); err != nil {
+		if err := t.start.step(st, out, t.now()); err != nil {
 			return 0, err
-		}
-		if !t.start.on {
-			t.probe = nil
 		}
 		return len(p), nil
 	}
+	t.probe = nil // decided: the probe has nothing more to tell
 	if len(out) == 0 {
 		return len(p), nil
 	}
@@ -221,12 +220,31 @@ func (t *usageTap) pass(p, out []byte) (int, error) {
 	return len(p), nil
 }
 
+// FlushError flushes what reached the client; a held stream has nothing
+// there yet (and its timer may be releasing it).
+func (t *usageTap) FlushError() error {
+	if t.start.lock() {
+		t.start.mu.Unlock()
+		return nil
+	}
+	return flush(t.ResponseWriterWrapper.ResponseWriter)
+}
+
+// Header is the answer's header map, read under the hold's lock while
+// the hold's timer may be committing it.
+func (t *usageTap) Header() http.Header {
+	if t.start.lock() {
+		defer t.start.mu.Unlock()
+	}
+	return t.ResponseWriterWrapper.Header()
+}
+
 // failStart answers with the error of a stream that failed before it
-// began, in place of the stream.
+// began, in place of the stream (with the hold's lock held).
 func (t *usageTap) failStart() {
 	e, status := t.probe.Err(t.dialect)
 	t.probe = nil
-	t.start.fail(t.ResponseWriterWrapper, t.dialect, e, status, t.upstreamStatus)
+	t.start.fail(t.dialect, e, status, t.upstreamStatus)
 	t.status = e.Status
 }
 
@@ -333,17 +351,21 @@ func (t *usageTap) line(line []byte) {
 // line held in strip mode, and ends a stream that stopped short of its end
 // event (or broke off: aborted) with an error event in its dialect.
 func (t *usageTap) finish(aborted bool) {
-	if t.start.on && !aborted {
+	if t.start.lock() {
 		// The stream ended before its start was decided: a last
-		// unterminated event may begin it; otherwise it failed.
-		if t.probe.Close() == dialects.StreamFailed {
+		// unterminated event may begin it; otherwise it failed. One
+		// that broke off is dropped.
+		switch {
+		case aborted:
+			t.start.drop()
+		case t.probe.Close() == dialects.StreamFailed:
 			t.failStart()
-		} else {
-			t.probe = nil
-			_ = t.start.release(t.ResponseWriterWrapper, nil)
+		default:
+			_ = t.start.release(nil)
 		}
+		t.start.mu.Unlock()
 	}
-	if t.start.failed || t.start.on {
+	if t.start.failed || t.start.dropped {
 		// Answered with an error in place of the stream, or broke off
 		// before the answer began: llm_route takes the attempt as
 		// failed, and nothing more may be written.

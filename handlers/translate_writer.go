@@ -73,7 +73,7 @@ func (t *translateWriter) WriteHeader(code int) {
 			h.Set("Cache-Control", "no-cache")
 			h.Del("Content-Length")
 			if t.now != nil {
-				t.start.begin(code, t.now())
+				t.start.begin(t.ResponseWriterWrapper, code, t.now())
 				return
 			}
 			t.ResponseWriterWrapper.WriteHeader(code)
@@ -88,17 +88,18 @@ func (t *translateWriter) Write(p []byte) (int, error) {
 		t.WriteHeader(http.StatusOK)
 	}
 	if t.stream != nil {
-		if t.start.failed {
+		if t.start.failed || t.start.dropped {
 			return len(p), nil
 		}
-		if t.start.on {
+		if t.start.lock() {
+			defer t.start.mu.Unlock()
 			out := t.stream.Write(p)
 			st := t.stream.Start()
 			if st == dialects.StreamFailed {
 				t.failStart()
 				return len(p), nil
 			}
-			if err := t.start.step(t.ResponseWriterWrapper, st, out, t.now()); err != nil {
+			if err := t.start.step(st, out, t.now()); err != nil {
 				return 0, err
 			}
 			return len(p), nil
@@ -125,11 +126,20 @@ func (t *translateWriter) ReadFrom(src io.Reader) (int64, error) {
 	return io.Copy(writerOnly{t}, src)
 }
 
+// Header is the answer's header map, read under the hold's lock while
+// the hold's timer may be committing it.
+func (t *translateWriter) Header() http.Header {
+	if t.start.lock() {
+		defer t.start.mu.Unlock()
+	}
+	return t.ResponseWriterWrapper.Header()
+}
+
 // failStart answers with the error of a stream that failed before it
-// began, in place of the stream.
+// began, in place of the stream (with the hold's lock held).
 func (t *translateWriter) failStart() {
 	e, status := t.stream.StartError(t.to)
-	t.start.fail(t.ResponseWriterWrapper, t.to, e, status, t.upstreamStatus)
+	t.start.fail(t.to, e, status, t.upstreamStatus)
 	t.status = e.Status
 }
 
@@ -138,6 +148,10 @@ func (t *translateWriter) failStart() {
 func (t *translateWriter) FlushError() error {
 	if t.stream == nil {
 		return nil
+	}
+	if t.start.lock() {
+		t.start.mu.Unlock()
+		return nil // held: nothing has been sent to flush
 	}
 	return http.NewResponseController(t.ResponseWriterWrapper.ResponseWriter).Flush()
 }
@@ -152,20 +166,20 @@ func (t *translateWriter) finish(aborted bool) {
 	w := t.ResponseWriterWrapper.ResponseWriter
 	if t.stream != nil {
 		defer func() { t.usage, t.usageOK = t.stream.Usage() }()
-		switch {
-		case t.start.failed:
-			return
-		case t.start.on && aborted:
-			// Broke off before the answer began: nothing was sent,
-			// and llm_route takes the attempt as failed.
-			return
-		case t.start.on:
-			out := t.stream.Close()
-			if t.stream.Start() == dialects.StreamFailed {
+		if t.start.lock() {
+			if aborted {
+				// Broke off before the answer began: nothing was
+				// sent, and llm_route takes the attempt as failed.
+				t.start.drop()
+			} else if out := t.stream.Close(); t.stream.Start() == dialects.StreamFailed {
 				t.failStart()
 			} else {
-				_ = t.start.release(t.ResponseWriterWrapper, out)
+				_ = t.start.release(out)
 			}
+			t.start.mu.Unlock()
+			return
+		}
+		if t.start.failed || t.start.dropped {
 			return
 		}
 		var out []byte
