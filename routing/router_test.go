@@ -209,3 +209,31 @@ func BenchmarkPlanAuto(b *testing.B) {
 		}
 	}
 }
+
+// TestPlanCostTiesKeepConfiguredOrder: models of a tier at the same
+// estimated cost are tried in the order the config lists them (the
+// catalog's, or the tier's own list).
+func TestPlanCostTiesKeepConfiguredOrder(t *testing.T) {
+	pu := []*url.URL{u("https://api.example.test")}
+	same := Prices{Input: 1, Output: 2}
+	c, err := NewCatalog([]*Provider{{Name: "p", Dialect: "openai", URLs: pu}}, []*Model{
+		{ID: "zeta", Provider: "p", Prices: same, Tiers: []Tier{TierStandard}},
+		{ID: "alpha", Provider: "p", Prices: same, Tiers: []Tier{TierStandard}},
+		{ID: "dear", Provider: "p", Prices: Prices{Input: 5, Output: 20}, Tiers: []Tier{TierStandard}},
+		{ID: "cheap", Provider: "p", Prices: Prices{Input: 0.1, Output: 0.2}, Tiers: []Tier{TierStandard}},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := &Router{Catalog: c, Analyzer: NewAnalyzer(TierStandard, nil), Breakers: NewBreakers(nil), BreakerThreshold: 3, BreakerCooldown: time.Minute}
+	f := Features{LastUser: "write a function that parses dates", Messages: 1, MaxOutput: 1000}
+	for i := 0; i < 20; i++ { // a stable order, not a lucky one
+		if p, err := rt.Plan("", "standard", f); err != nil || ids(p) != "cheap,zeta,alpha,dear" {
+			t.Fatalf("catalog order: %s %v", ids(p), err)
+		}
+	}
+	rt.TierModels = map[Tier][]string{TierStandard: {"dear", "alpha", "zeta"}}
+	if p, err := rt.Plan("", "standard", f); err != nil || ids(p) != "alpha,zeta,dear" {
+		t.Fatalf("tier list order: %s %v", ids(p), err)
+	}
+}
