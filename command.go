@@ -87,58 +87,34 @@ sending only unified diffs of what changed (the key comes from the
 environment variable LLMGATE_KEY, or --key).`,
 		CobraFunc: func(cmd *cobra.Command) {
 			route := &cobra.Command{Use: "route", Short: "Inspect routing decisions"}
-			explain := &cobra.Command{
-				Use:   "explain --file <request.json>",
-				Short: "Explain how a request would be routed, without sending it",
-				Args:  cobra.NoArgs,
-				RunE:  caddycmd.WrapCommandFuncForCobra(cmdRouteExplain),
-			}
+			explain := adminCommand("explain --file <request.json>", "Explain how a request would be routed, without sending it", cmdRouteExplain)
 			f := explain.Flags()
 			f.StringP("file", "f", "", "the request body (JSON); - reads standard input")
 			f.StringP("dialect", "d", "openai", "the client dialect of the request: openai, responses, anthropic, ollama, gemini or bedrock")
 			f.StringP("tier", "t", "", "an X-Task-Tier value to plan with")
 			f.StringP("model", "m", "", "the model of a request that names none: the llm_route default_model, or the model of a Gemini or Bedrock request's path")
 			f.Bool("json", false, "print the explanation as JSON")
-			addAdminFlags(explain)
 			route.AddCommand(explain)
 			cmd.AddCommand(route)
 
-			stats := &cobra.Command{
-				Use:   "stats [--today|--month] [--from <t>] [--to <t>] [--by model|provider|key|tier|day]",
-				Short: "Print requests, tokens, cost and latency from the ledger",
-				Args:  cobra.NoArgs,
-				RunE:  caddycmd.WrapCommandFuncForCobra(cmdStats),
-			}
+			stats := adminCommand("stats [--today|--month] [--from <t>] [--to <t>] [--by model|provider|key|tier|day]", "Print requests, tokens, cost and latency from the ledger", cmdStats)
 			addWindowFlags(stats)
 			f = stats.Flags()
 			f.String("by", "", "group by model, provider, key, tier or day (default: totals only)")
 			f.Bool("json", false, "print the report as JSON")
-			addAdminFlags(stats)
 			cmd.AddCommand(stats)
 
-			export := &cobra.Command{
-				Use:   "export [--format csv|json] [--today|--month] [--from <t>] [--to <t>] [--output <file>]",
-				Short: "Stream the ledger entries as CSV or JSON Lines",
-				Args:  cobra.NoArgs,
-				RunE:  caddycmd.WrapCommandFuncForCobra(cmdExport),
-			}
+			export := adminCommand("export [--format csv|json] [--today|--month] [--from <t>] [--to <t>] [--output <file>]", "Stream the ledger entries as CSV or JSON Lines", cmdExport)
 			addWindowFlags(export)
 			f = export.Flags()
 			f.String("format", "csv", "csv or json (JSON Lines: one entry per line)")
 			f.StringP("output", "o", "", "the file to write (default: standard output)")
-			addAdminFlags(export)
 			cmd.AddCommand(export)
 
-			prune := &cobra.Command{
-				Use:   "prune --before <age or time>",
-				Short: "Delete old ledger entries",
-				Args:  cobra.NoArgs,
-				RunE:  caddycmd.WrapCommandFuncForCobra(cmdPrune),
-			}
+			prune := adminCommand("prune --before <age or time>", "Delete old ledger entries", cmdPrune)
 			f = prune.Flags()
 			f.String("before", "", "delete entries older than this age (90d, 720h) or time (RFC 3339 or YYYY-MM-DD)")
 			f.Bool("force", false, "also delete entries budgets count from (this month, the last week)")
-			addAdminFlags(prune)
 			cmd.AddCommand(prune)
 			cmd.AddCommand(keyCommand())
 			cmd.AddCommand(cacheCommand(), contextCommand(), watchCommand())
@@ -158,12 +134,16 @@ func addWindowFlags(cmd *cobra.Command) {
 	cmd.MarkFlagsMutuallyExclusive("today", "month", "to")
 }
 
-// addAdminFlags adds the flags that locate the admin API.
-func addAdminFlags(cmd *cobra.Command) {
-	f := cmd.Flags()
+// adminCommand is a `caddy llm` subcommand that takes no arguments and
+// talks to the admin API, with the flags that locate it (read by
+// adminAddress).
+func adminCommand(use, short string, run caddycmd.CommandFunc) *cobra.Command {
+	c := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs, RunE: caddycmd.WrapCommandFuncForCobra(run)}
+	f := c.Flags()
 	f.String("address", "", "the admin API address (default: from --config, else localhost:2019)")
 	f.StringP("config", "c", "", "a config file to read the admin address from")
 	f.StringP("adapter", "a", "", "the adapter of --config")
+	return c
 }
 
 func adminAddress(fl caddycmd.Flags) (string, error) {

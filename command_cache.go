@@ -24,21 +24,9 @@ import (
 // removes every cached answer. Both go through the admin API.
 func cacheCommand() *cobra.Command {
 	c := &cobra.Command{Use: "cache", Short: "Inspect and clear the response cache"}
-	stats := &cobra.Command{
-		Use:   "stats [--json]",
-		Short: "Print the response cache's size, hits, misses and savings",
-		Args:  cobra.NoArgs,
-		RunE:  caddycmd.WrapCommandFuncForCobra(cmdCacheStats),
-	}
+	stats := adminCommand("stats [--json]", "Print the response cache's size, hits, misses and savings", cmdCacheStats)
 	stats.Flags().Bool("json", false, "print the stats as JSON")
-	addAdminFlags(stats)
-	clear := &cobra.Command{
-		Use:   "clear",
-		Short: "Remove every cached answer",
-		Args:  cobra.NoArgs,
-		RunE:  caddycmd.WrapCommandFuncForCobra(cmdCacheClear),
-	}
-	addAdminFlags(clear)
+	clear := adminCommand("clear", "Remove every cached answer", cmdCacheClear)
 	c.AddCommand(stats, clear)
 	return c
 }
@@ -101,22 +89,10 @@ func cmdCacheClear(fl caddycmd.Flags) (int, error) {
 // removes one. Both go through the admin API.
 func contextCommand() *cobra.Command {
 	c := &cobra.Command{Use: "context", Short: "Inspect the delta context buffer"}
-	stats := &cobra.Command{
-		Use:   "stats [--json]",
-		Short: "List the stored contexts",
-		Args:  cobra.NoArgs,
-		RunE:  caddycmd.WrapCommandFuncForCobra(cmdContextStats),
-	}
+	stats := adminCommand("stats [--json]", "List the stored contexts", cmdContextStats)
 	stats.Flags().Bool("json", false, "print the stats as JSON")
-	addAdminFlags(stats)
-	del := &cobra.Command{
-		Use:   "delete --id <name>",
-		Short: "Delete a context",
-		Args:  cobra.NoArgs,
-		RunE:  caddycmd.WrapCommandFuncForCobra(cmdContextDelete),
-	}
+	del := adminCommand("delete --id <name>", "Delete a context", cmdContextDelete)
 	del.Flags().String("id", "", "the context to delete")
-	addAdminFlags(del)
 	c.AddCommand(stats, del)
 	return c
 }

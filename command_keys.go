@@ -34,35 +34,17 @@ new random key and prints it and its hash. Nothing is sent anywhere.`,
 	}
 	hash.Flags().Bool("generate", false, "generate a new key and print it with its hash")
 
-	create := &cobra.Command{
-		Use:   "create --name <name> [--daily <usd>] [--monthly <usd>]",
-		Short: "Create a key in the gateway's storage and print it (shown only this once)",
-		Args:  cobra.NoArgs,
-		RunE:  caddycmd.WrapCommandFuncForCobra(cmdKeyCreate),
-	}
+	create := adminCommand("create --name <name> [--daily <usd>] [--monthly <usd>]", "Create a key in the gateway's storage and print it (shown only this once)", cmdKeyCreate)
 	create.Flags().String("name", "", "the key's name (in the ledger and in stats)")
 	create.Flags().Float64("daily", 0, "the key's daily limit in USD (0: the per_key default)")
 	create.Flags().Float64("monthly", 0, "the key's monthly limit in USD (0: the per_key default)")
 	create.Flags().Bool("json", false, "print the answer as JSON")
-	addAdminFlags(create)
 
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List the keys in the gateway's storage",
-		Args:  cobra.NoArgs,
-		RunE:  caddycmd.WrapCommandFuncForCobra(cmdKeyList),
-	}
+	list := adminCommand("list", "List the keys in the gateway's storage", cmdKeyList)
 	list.Flags().Bool("json", false, "print the list as JSON")
-	addAdminFlags(list)
 
-	revoke := &cobra.Command{
-		Use:   "revoke --name <name>",
-		Short: "Revoke a key: requests with it are refused from now on",
-		Args:  cobra.NoArgs,
-		RunE:  caddycmd.WrapCommandFuncForCobra(cmdKeyRevoke),
-	}
+	revoke := adminCommand("revoke --name <name>", "Revoke a key: requests with it are refused from now on", cmdKeyRevoke)
 	revoke.Flags().String("name", "", "the key to revoke")
-	addAdminFlags(revoke)
 
 	key.AddCommand(hash, create, list, revoke)
 	return key

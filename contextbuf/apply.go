@@ -269,6 +269,40 @@ func parseDiff(text string) ([]*filePatch, error) {
 	return patches, nil
 }
 
+// gitNameHeaders are git's extended header lines that name a file of a
+// rename or copy: the old name (to: false) or the new one.
+var gitNameHeaders = []struct {
+	prefix   string
+	copy, to bool
+}{
+	{"rename from ", false, false}, {"rename old ", false, false},
+	{"rename to ", false, true}, {"rename new ", false, true},
+	{"copy from ", true, false}, {"copy to ", true, true},
+}
+
+// nameHeader reads line l (at lineNo) when it is one of gitNameHeaders.
+func (fp *filePatch) nameHeader(l string, lineNo int) error {
+	for _, h := range gitNameHeaders {
+		rest, ok := strings.CutPrefix(l, h.prefix)
+		if !ok {
+			continue
+		}
+		name, err := headerName(rest, lineNo)
+		if h.copy {
+			fp.isCopy = true
+		} else {
+			fp.isRename = true
+		}
+		if h.to {
+			fp.renameTo, fp.toLine = name, lineNo
+		} else {
+			fp.renameFrom, fp.fromLine = name, lineNo
+		}
+		return err
+	}
+	return nil
+}
+
 func parseGitSection(lines []dline, i int) (*filePatch, int, error) {
 	fp := &filePatch{line: i + 1, git: true}
 	rest := hdr(lines[i].s)[len("diff --git "):]
@@ -289,41 +323,17 @@ func parseGitSection(lines []dline, i int) (*filePatch, int, error) {
 		if strings.HasPrefix(l, "--- ") || strings.HasPrefix(l, "diff ") || strings.HasPrefix(l, "@@") {
 			break
 		}
-		var err error
 		switch {
 		case strings.HasPrefix(l, "new file mode"):
 			fp.isNew = true
 		case strings.HasPrefix(l, "deleted file mode"):
 			fp.isDelete = true
-		case strings.HasPrefix(l, "rename from "):
-			fp.isRename = true
-			fp.renameFrom, err = headerName(l[len("rename from "):], i+1)
-			fp.fromLine = i + 1
-		case strings.HasPrefix(l, "rename old "):
-			fp.isRename = true
-			fp.renameFrom, err = headerName(l[len("rename old "):], i+1)
-			fp.fromLine = i + 1
-		case strings.HasPrefix(l, "rename to "):
-			fp.isRename = true
-			fp.renameTo, err = headerName(l[len("rename to "):], i+1)
-			fp.toLine = i + 1
-		case strings.HasPrefix(l, "rename new "):
-			fp.isRename = true
-			fp.renameTo, err = headerName(l[len("rename new "):], i+1)
-			fp.toLine = i + 1
-		case strings.HasPrefix(l, "copy from "):
-			fp.isCopy = true
-			fp.renameFrom, err = headerName(l[len("copy from "):], i+1)
-			fp.fromLine = i + 1
-		case strings.HasPrefix(l, "copy to "):
-			fp.isCopy = true
-			fp.renameTo, err = headerName(l[len("copy to "):], i+1)
-			fp.toLine = i + 1
 		case strings.HasPrefix(l, "Binary files ") || l == "GIT binary patch":
 			return nil, 0, perr(i+1, "binary diffs are not supported")
-		}
-		if err != nil {
-			return nil, 0, err
+		default:
+			if err := fp.nameHeader(l, i+1); err != nil {
+				return nil, 0, err
+			}
 		}
 	}
 	if fp.isRename && fp.isCopy {

@@ -343,14 +343,12 @@ func (h *Route) attempts(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		c := &plan.Candidates[i]
 		waited := false
 		for try := 0; ; try++ {
-			if ok, why := rt.Breakers.Allow(c.Provider.Name, c.Model.ID); !ok {
+			if why, kind, until := rt.Breakers.Try(c.Provider.Name, c.Model.ID); why != "" {
 				// The last target, kept out for a short while by the
 				// provider's Retry-After (another request's): wait it
 				// out, as the request that got it does, rather than
 				// answer that nothing can serve.
-				// (kind "": the wait ended since Allow; try again.)
-				if _, kind, until := rt.Breakers.Peek(c.Provider.Name, c.Model.ID); (kind == routing.SkipWaiting || kind == "") && !waited &&
-					i == len(plan.Candidates)-1 && until.Sub(g.Now()) <= g.MaxRetryWait {
+				if kind == routing.SkipWaiting && !waited && i == len(plan.Candidates)-1 && until.Sub(g.Now()) <= g.MaxRetryWait {
 					waited = true
 					slept := g.Now()
 					var serr error

@@ -77,6 +77,25 @@ func (h *startHold) lock() bool {
 	return true
 }
 
+// header reads w's header map under the lock while the hold is on (its
+// timer may be committing the map).
+func (h *startHold) header(w http.ResponseWriter) http.Header {
+	if h.lock() {
+		defer h.mu.Unlock()
+	}
+	return w.Header()
+}
+
+// flush flushes w, unless the stream is still held: nothing has reached
+// the client to flush.
+func (h *startHold) flush(w http.ResponseWriter) error {
+	if h.lock() {
+		h.mu.Unlock()
+		return nil
+	}
+	return flush(w)
+}
+
 // expire releases a hold that outlived startHoldTime.
 func (h *startHold) expire() {
 	h.mu.Lock()
@@ -115,7 +134,6 @@ func (h *startHold) step(st dialects.StreamStart, out []byte, now time.Time) err
 // release sends the held status, headers and bytes, then out (with the
 // lock held).
 func (h *startHold) release(out []byte) error {
-	h.on = false
 	defer h.end()
 	if h.onRelease != nil {
 		h.onRelease()

@@ -223,21 +223,11 @@ func (t *usageTap) pass(p, out []byte) (int, error) {
 // FlushError flushes what reached the client; a held stream has nothing
 // there yet (and its timer may be releasing it).
 func (t *usageTap) FlushError() error {
-	if t.start.lock() {
-		t.start.mu.Unlock()
-		return nil
-	}
-	return flush(t.ResponseWriterWrapper.ResponseWriter)
+	return t.start.flush(t.ResponseWriterWrapper.ResponseWriter)
 }
 
-// Header is the answer's header map, read under the hold's lock while
-// the hold's timer may be committing it.
-func (t *usageTap) Header() http.Header {
-	if t.start.lock() {
-		defer t.start.mu.Unlock()
-	}
-	return t.ResponseWriterWrapper.Header()
-}
+// Header is the answer's header map (see startHold.header).
+func (t *usageTap) Header() http.Header { return t.start.header(t.ResponseWriterWrapper) }
 
 // failStart answers with the error of a stream that failed before it
 // began, in place of the stream (with the hold's lock held).

@@ -126,14 +126,8 @@ func (t *translateWriter) ReadFrom(src io.Reader) (int64, error) {
 	return io.Copy(writerOnly{t}, src)
 }
 
-// Header is the answer's header map, read under the hold's lock while
-// the hold's timer may be committing it.
-func (t *translateWriter) Header() http.Header {
-	if t.start.lock() {
-		defer t.start.mu.Unlock()
-	}
-	return t.ResponseWriterWrapper.Header()
-}
+// Header is the answer's header map (see startHold.header).
+func (t *translateWriter) Header() http.Header { return t.start.header(t.ResponseWriterWrapper) }
 
 // failStart answers with the error of a stream that failed before it
 // began, in place of the stream (with the hold's lock held).
@@ -149,11 +143,7 @@ func (t *translateWriter) FlushError() error {
 	if t.stream == nil {
 		return nil
 	}
-	if t.start.lock() {
-		t.start.mu.Unlock()
-		return nil // held: nothing has been sent to flush
-	}
-	return http.NewResponseController(t.ResponseWriterWrapper.ResponseWriter).Flush()
+	return t.start.flush(t.ResponseWriterWrapper.ResponseWriter)
 }
 
 // finish completes the client's answer once the provider's has ended (or

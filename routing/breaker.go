@@ -64,18 +64,25 @@ func (b *Breakers) State(provider, model string) (BreakerState, time.Time) {
 // (this call then becomes the probe). It also honours the provider's
 // Retry-After. why explains a refusal.
 func (b *Breakers) Allow(provider, model string) (ok bool, why string) {
+	why, _, _ = b.Try(provider, model)
+	return why == "", why
+}
+
+// Try is Allow that also says, when the target is kept out, whether a
+// breaker or a Retry-After keeps it out and until when (as Peek does),
+// all from one look at the state: why is "" when the request may go.
+func (b *Breakers) Try(provider, model string) (why string, kind SkipKind, until time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	k := key(provider, model)
-	why, _, _ = b.check(k)
-	if why != "" {
-		return false, why
+	if why, kind, until = b.check(k); why != "" {
+		return why, kind, until
 	}
 	delete(b.wait, k) // over, if there was one
 	if br := b.state[k]; br != nil && !br.openUntil.IsZero() {
 		br.probing = true // half-open: this request is the probe
 	}
-	return true, ""
+	return "", "", time.Time{}
 }
 
 // check says why the target keyed k may not be tried now ("" when it
